@@ -1,0 +1,181 @@
+r"""The GABA formulas, written once for numpy arrays and torch tensors alike.
+
+Every implementation in the package (the numpy blocks and controller, the
+python-control models, the torch :class:`~gaba_control.nn.GABALoss`) computes
+the loop through these functions. They use the array-API namespace of their
+input (``array_api_compat.array_namespace``), so the same source runs on
+numpy arrays and on torch tensors of any device and dtype.
+
+The loop, one function per block::
+
+    g ──sensor_shares──> s ──comparator_error──> e ──proportional_law──> λ_raw
+      ──ema_update──> λ̂ ──floor_renormalise──> λ*          (gated by gate_is_open)
+
+All functions broadcast over leading axes; the task axis is the last one.
+
+Measurement policy
+------------------
+A measurement row ``g`` is *valid* when every entry is finite and at least
+one is positive (:func:`measurement_is_valid`). For an invalid row (a NaN or
+``+inf`` norm, or every norm exactly zero) :func:`sensor_shares` returns NaN
+shares, and the controllers skip the EMA update for that step: the state and
+the output weights hold their previous values. The paper's
+``(S + ε − g) / ((K−1)(S + ε))`` instead returns ``K/(K−1)`` in total when
+every ``g`` is zero, i.e. weights off the simplex (see
+:func:`inverse_gradient_weights_eps`).
+"""
+
+from __future__ import annotations
+
+from array_api_compat import array_namespace
+
+__all__ = [
+    "comparator_error",
+    "decimated_beta",
+    "ema_update",
+    "floor_renormalise",
+    "gate_is_open",
+    "inverse_gradient_weights",
+    "inverse_gradient_weights_eps",
+    "measurement_is_valid",
+    "proportional_gain",
+    "proportional_law",
+    "raw_weights",
+    "reference",
+    "sensor_shares",
+]
+
+
+def reference(num_tasks: int) -> float:
+    """Set point of the loop: the equal share ``r = 1/K``."""
+    return 1.0 / num_tasks
+
+
+def proportional_gain(num_tasks: int) -> float:
+    """Gain of the P-law, ``K_p = 1/(K−1)`` (unity for two tasks)."""
+    return 1.0 / (num_tasks - 1)
+
+
+def measurement_is_valid(g):
+    """True for rows of ``g`` that are finite with at least one positive entry.
+
+    Parameters
+    ----------
+    g : array (..., K)
+        Non-negative gradient norms.
+
+    Returns
+    -------
+    array (...) of bool
+    """
+    xp = array_namespace(g)
+    finite = xp.all(xp.isfinite(g), axis=-1)
+    positive = xp.any(g > 0, axis=-1)
+    return finite & positive
+
+
+def sensor_shares(g):
+    r"""Sensor: gradient norms → shares ``s_i = g_i / Σ_j g_j``.
+
+    The norms are first divided by their row maximum, so the shares are
+    invariant to the scale of ``g`` and never overflow (``g = 1e30`` in
+    float32 is fine). Invalid rows (see :func:`measurement_is_valid`) give NaN.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> sensor_shares(np.array([3.0, 1.0]))
+    array([0.75, 0.25])
+    """
+    xp = array_namespace(g)
+    valid = measurement_is_valid(g)[..., None]
+    one = xp.ones_like(g)
+    g_safe = xp.where(valid, g, one)
+    scaled = g_safe / xp.max(g_safe, axis=-1, keepdims=True)
+    shares = scaled / xp.sum(scaled, axis=-1, keepdims=True)
+    return xp.where(valid, shares, xp.full_like(shares, float("nan")))
+
+
+def comparator_error(shares, num_tasks: int):
+    """Comparator: ``e = r − s`` with the reference ``r = 1/K``.
+
+    Positive ``e_i``: task ``i`` pulls less than its equal share.
+    """
+    return reference(num_tasks) - shares
+
+
+def proportional_law(error, num_tasks: int):
+    """Proportional law: ``λ_raw = r + K_p·e`` with ``K_p = 1/(K−1)``.
+
+    For shares on the simplex the output is on the simplex and lies in
+    ``[0, 1/(K−1)]``; it equals the paper's closed form
+    :func:`inverse_gradient_weights` (see :mod:`gaba_control.theory`).
+    """
+    return reference(num_tasks) + proportional_gain(num_tasks) * error
+
+
+def raw_weights(g):
+    """Sensor → comparator → P-law in one call: the raw (unsmoothed) weights."""
+    num_tasks = g.shape[-1]
+    return proportional_law(comparator_error(sensor_shares(g), num_tasks), num_tasks)
+
+
+def inverse_gradient_weights(g):
+    r"""The paper's closed form (eq. 4), written directly.
+
+    .. math:: λ_i = \frac{Σ_j g_j − g_i}{(K − 1) Σ_j g_j}
+
+    Kept as the reference the block chain is checked against; the controllers
+    use :func:`raw_weights`, which is the same map to rounding.
+    """
+    xp = array_namespace(g)
+    num_tasks = g.shape[-1]
+    total = xp.sum(g, axis=-1, keepdims=True)
+    return (total - g) / ((num_tasks - 1) * total)
+
+
+def inverse_gradient_weights_eps(g, eps: float = 1e-12):
+    """The paper's code form of eq. 4, with ``ε`` added to the sum.
+
+    Kept only to document its failure mode: for ``g = 0`` every weight is
+    ``1/(K−1)`` and the weights sum to ``K/(K−1)``, off the simplex.
+    """
+    xp = array_namespace(g)
+    num_tasks = g.shape[-1]
+    total = xp.sum(g, axis=-1, keepdims=True) + eps
+    return (total - g) / ((num_tasks - 1) * total)
+
+
+def ema_update(previous, x, beta: float):
+    """First-order IIR (the EMA): ``y[n] = β·y[n−1] + (1−β)·x[n]``."""
+    return beta * previous + (1.0 - beta) * x
+
+
+def decimated_beta(beta: float, every: int) -> float:
+    """EMA coefficient per refresh when the sensor is read every ``N`` steps.
+
+    ``β^N`` per refresh keeps the time constant in steps: ``N`` steps of
+    ``β`` decay a memory by ``β^N``.
+    """
+    return beta**every
+
+
+def floor_renormalise(weights, lambda_min: float):
+    """Saturation: floor at ``λ_min``, then renormalise onto the simplex.
+
+    ``λ*_i = max(λ̂_i, λ_min) / Σ_j max(λ̂_j, λ_min)``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> floor_renormalise(np.array([0.0, 1.0]), 0.05).round(6)
+    array([0.047619, 0.952381])
+    """
+    xp = array_namespace(weights)
+    floored = xp.clip(weights, lambda_min, None)
+    return floored / xp.sum(floored, axis=-1, keepdims=True)
+
+
+def gate_is_open(step, warmup: int):
+    """Warmup gate: the loop acts at 1-based step ``t`` only when ``t > W``."""
+    return step > warmup
