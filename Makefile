@@ -1,0 +1,29 @@
+# Two entry points (see README):
+#   make report  - set up .venv and run the full verification report with figures
+#   make test    - set up .venv and run the test suite (what CI runs)
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+export MPLBACKEND := Agg
+
+.PHONY: setup report test bench lint clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+setup: $(BIN)/python
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[test]"
+
+report: setup
+	$(BIN)/gaba-control report $(REPORT_ARGS)
+
+test: setup
+	$(BIN)/python -m ruff check gaba_control analysis benchmarks tests
+	$(BIN)/python -m pytest -n 2 $(PYTEST_ARGS)
+
+bench: setup
+	$(BIN)/python -m benchmarks.bench_controller
+
+clean:
+	rm -rf $(VENV) .pytest_cache .hypothesis .ruff_cache *.egg-info

@@ -1,0 +1,115 @@
+"""What every study shares: figure style, atomic deterministic saving, claim records."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+__all__ = ["VERDICTS", "Claim", "Study", "atomic_write_text", "new_figure", "save_figure", "style"]
+
+VERDICTS = ("holds", "refuted", "not testable")
+
+STYLE = {
+    "figure.dpi": 110,
+    "savefig.dpi": 130,
+    "font.size": 9,
+    "axes.titlesize": 10,
+    "axes.grid": True,
+    "grid.alpha": 0.3,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "legend.frameon": False,
+    "lines.linewidth": 1.4,
+    "svg.hashsalt": "gaba_control",  # deterministic SVG ids
+    "svg.fonttype": "none",
+}
+
+
+@contextlib.contextmanager
+def style():
+    """The one figure style of the report."""
+    with plt.rc_context(STYLE):
+        yield
+
+
+def new_figure(nrows: int = 1, ncols: int = 1, *, width: float = 6.4, height: float = 3.6, **kw):
+    """A figure in the report style (call inside :func:`style` or not: it applies it)."""
+    with plt.rc_context(STYLE):
+        return plt.subplots(nrows, ncols, figsize=(width, height), layout="constrained", **kw)
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file and ``os.replace``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def save_figure(fig, outdir: Path, name: str) -> list[Path]:
+    """Save ``fig`` as ``name.png`` and ``name.svg`` atomically and deterministically; close it."""
+    outdir = Path(outdir)
+    outdir.mkdir(parents=True, exist_ok=True)
+    written = []
+    with plt.rc_context(STYLE):
+        for ext, metadata in (("png", {"Software": None}), ("svg", {"Date": None, "Creator": None})):
+            target = outdir / f"{name}.{ext}"
+            fd, tmp = tempfile.mkstemp(dir=outdir, prefix=f".{name}.", suffix=f".{ext}")
+            os.close(fd)
+            try:
+                fig.savefig(tmp, format=ext, metadata=metadata)
+                os.replace(tmp, target)
+            except BaseException:
+                Path(tmp).unlink(missing_ok=True)
+                raise
+            written.append(target)
+    plt.close(fig)
+    return written
+
+
+@dataclass(frozen=True)
+class Claim:
+    """One row of the verification table.
+
+    ``verdict`` is ``"holds"``, ``"refuted"`` or ``"not testable"``; ``evidence``
+    says how it was decided (and, when refuted, the correct value).
+    """
+
+    claim: str
+    source: str
+    theory: str
+    simulation: str
+    real_run: str
+    tolerance: str
+    verdict: str
+    evidence: str = ""
+
+    def __post_init__(self):
+        if self.verdict not in VERDICTS:
+            raise ValueError(f"verdict must be one of {VERDICTS}, got {self.verdict!r}")
+
+
+@dataclass
+class Study:
+    """What a study hands to the report: its title, figures, text and claims."""
+
+    name: str
+    title: str
+    summary: str
+    figures: list[Path] = field(default_factory=list)
+    claims: list[Claim] = field(default_factory=list)
+    tables: list[str] = field(default_factory=list)
