@@ -7,6 +7,7 @@ from hypothesis import strategies as st
 from numpy.testing import assert_allclose, assert_array_equal
 
 from gaba_control.controller import GABAController
+from gaba_control.theory import reachable_output_bounds
 
 
 def random_norms(shape, seed=0, spread=3.0):
@@ -123,9 +124,10 @@ def test_weights_on_simplex_within_bounds(num_tasks, beta, lam_frac, seed, sprea
     assert np.isfinite(w).all()
     assert_allclose(w.sum(axis=-1), 1.0, atol=1e-12)
     # Reachable inputs are raw weights in [0, 1/(K-1)] and their EMA, so the
-    # output lies in [lambda_min/(1+lambda_min), 1/(K-1)] (tight; see theory.bounds).
-    assert np.all(w >= lambda_min / (1 + lambda_min) - 1e-12)
-    assert np.all(w <= 1 / (num_tasks - 1) + 1e-12)
+    # output lies inside the tight reachable bounds of theory.bounds.
+    low, high = reachable_output_bounds(num_tasks, lambda_min)
+    assert np.all(w >= low - 1e-12)
+    assert np.all(w <= high + 1e-12)
 
 
 @given(num_tasks=st.integers(2, 8), scale=st.floats(1e-12, 1e12), seed=st.integers(0, 1000))
