@@ -232,10 +232,14 @@ class GABAController:
             raise ValueError(f"state is missing key(s): {', '.join(sorted(missing))}")
         config = state.get("config")
         if config is not None and config != self.config:
-            raise ValueError(f"state was saved with config {config}, this controller has {self.config}")
+            raise ValueError(
+                f"state was saved with config {config}, this controller has {self.config}"
+            )
         ema = np.asarray(state["ema"], dtype=np.float64)
         if ema.shape[-1:] != (self.num_tasks,):
-            raise ValueError(f"state['ema'] must have shape (..., {self.num_tasks}), got {ema.shape}")
+            raise ValueError(
+                f"state['ema'] must have shape (..., {self.num_tasks}), got {ema.shape}"
+            )
         step = state["step"]
         if int(step) != step or step < 0:
             raise ValueError(f"state['step'] must be an int >= 0, got {step}")

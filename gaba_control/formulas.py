@@ -18,8 +18,8 @@ Measurement policy
 A measurement row ``g`` is *valid* when every entry is finite and at least
 one is positive (:func:`measurement_is_valid`). For an invalid row (a NaN or
 ``+inf`` norm, or every norm exactly zero) :func:`sensor_shares` returns NaN
-shares, and the controllers skip the EMA update for that step: the state and
-the output weights hold their previous values. The paper's
+shares, and the controllers skip the EMA update for that step: the EMA state
+holds, so the output (the saturated state, or ``1/K`` while gated) holds too. The paper's
 ``(S + ε − g) / ((K−1)(S + ε))`` instead returns ``K/(K−1)`` in total when
 every ``g`` is zero, i.e. weights off the simplex (see
 :func:`inverse_gradient_weights_eps`).

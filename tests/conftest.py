@@ -2,7 +2,7 @@ import os
 
 os.environ.setdefault("MPLBACKEND", "Agg")
 
-from hypothesis import settings  # noqa: E402
+from hypothesis import settings
 
 # "ci" keeps property tests quick on 2 cores; "thorough" is for local deep runs.
 settings.register_profile("ci", max_examples=200, deadline=None)

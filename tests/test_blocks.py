@@ -37,7 +37,8 @@ def test_iir_apply_equals_recursion_and_step(beta, num_tasks):
     batched = FirstOrderIIR(beta, num_tasks).apply(x)
     stepwise = FirstOrderIIR(beta, num_tasks)
     per_step = np.stack([stepwise(x[:, t]) for t in range(400)], axis=1)
-    assert_allclose(batched, recursion(x, beta, np.full(num_tasks, 1 / num_tasks)), rtol=0, atol=1e-15)
+    expected = recursion(x, beta, np.full(num_tasks, 1 / num_tasks))
+    assert_allclose(batched, expected, rtol=0, atol=1e-15)
     assert_allclose(batched, per_step, rtol=0, atol=1e-15)
 
 

@@ -63,7 +63,7 @@ class WarmupGate(Block):
     def __call__(self, x: np.ndarray) -> np.ndarray:
         x = np.asarray(x, dtype=np.float64)
         if not self.advance(1)[0]:
-            return np.full(x.shape[:-1] + (self.num_tasks,), 1.0 / self.num_tasks)
+            return np.full((*x.shape[:-1], self.num_tasks), 1.0 / self.num_tasks)
         return self.inner(x) if self.inner is not None else x
 
     def apply(self, x: np.ndarray, hold: np.ndarray | None = None) -> np.ndarray:

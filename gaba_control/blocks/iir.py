@@ -80,7 +80,7 @@ class FirstOrderIIR(Block):
         if hold is not None:
             update = update & ~np.asarray(hold, dtype=bool)
         update = np.broadcast_to(update, x.shape[:-1])
-        start = np.broadcast_to(self.state, x.shape[:-2] + (self.num_tasks,))
+        start = np.broadcast_to(self.state, (*x.shape[:-2], self.num_tasks))
         y = _filter_with_holds(x, update, start, self.beta)
         if y.shape[-2]:
             self.state = y[..., -1, :].copy()
@@ -102,14 +102,14 @@ def _filter_with_holds(x, update, start, beta):
     zi = beta * start[..., None, :]
     if update.all():
         return lfilter(b, a, x, axis=-2, zi=zi)[0]
-    first = update.shape[-1] - np.argmin(update[..., ::-1], axis=-1)  # first step of the final run of Trues
-    suffix_only = np.all(first == first.flat[0]) and update[..., first.flat[0]:].all()
-    if suffix_only and not update[..., : first.flat[0]].any():
-        s = int(first.flat[0])
-        y = np.empty_like(x)
-        y[..., :s, :] = start[..., None, :]
-        y[..., s:, :] = lfilter(b, a, x[..., s:, :], axis=-2, zi=zi)[0]
-        return y
+    rows = update.reshape(-1, update.shape[-1])
+    if (rows == rows[0]).all():
+        start_step = int(np.argmax(rows[0])) if rows[0].any() else rows.shape[-1]
+        if rows[0, start_step:].all():  # held for a prefix only (the warmup), in every run
+            y = np.empty_like(x)
+            y[..., :start_step, :] = start[..., None, :]
+            y[..., start_step:, :] = lfilter(b, a, x[..., start_step:, :], axis=-2, zi=zi)[0]
+            return y
     order = np.argsort(~update, axis=-1, kind="stable")
     packed = np.take_along_axis(x, order[..., None], axis=-2)
     packed = np.where(np.take_along_axis(update, order, axis=-1)[..., None], packed, 0.0)
