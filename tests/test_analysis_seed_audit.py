@@ -1,0 +1,369 @@
+"""Tests of the seed-claims audit: key verdicts with the seed value and the correct value."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from numpy.testing import assert_allclose
+
+from analysis._common import VERDICTS, Claim
+from analysis.seed_audit import (
+    CHECKS,
+    SEEDS,
+    CostMeasurement,
+    _fd002_item,
+    _TraceFacts,
+    audit_response,
+    measure_step_cost,
+    printed_tolerance,
+    run,
+)
+from gaba_control.controller import GABAController
+
+
+@pytest.fixture(scope="module")
+def audit():
+    return audit_response(seed=0, quick=True)
+
+
+def verdict(audit, key):
+    return audit.by_key(key).claim.verdict
+
+
+# ------------------------------------------------------------------ structure
+
+
+def test_every_claim_has_a_valid_verdict_and_source(audit):
+    keys = [item.key for item in audit.items]
+    assert len(keys) == len(set(keys)), "check keys must be unique"
+    assert len(audit.items) == sum(len(fns) for fns in CHECKS.values())
+    for item in audit.items:
+        assert isinstance(item.claim, Claim)
+        assert item.claim.verdict in VERDICTS
+        assert item.claim.source.startswith(f"seed {item.seed} §")
+        assert len(item.claim.source) > len("seed 000 §")
+        assert item.claim.claim and item.claim.tolerance
+        if item.claim.verdict == "not testable":
+            assert item.claim.evidence, f"{item.key}: a not-testable row must say why"
+
+
+def test_every_seed_is_audited_with_each_verdict_kind(audit):
+    assert set(audit.counts) == set(SEEDS)
+    for seed, counts in audit.counts.items():
+        assert sum(counts.values()) >= 8, f"seed {seed} has too few audited statements"
+    totals = {v: sum(c[v] for c in audit.counts.values()) for v in VERDICTS}
+    assert all(totals[v] > 0 for v in VERDICTS)
+
+
+def test_without_a_trace_real_run_cells_say_so(audit):
+    for item in audit.items:
+        assert item.claim.real_run == "no trace given"
+
+
+def test_run_quick_writes_figures_and_table(tmp_path):
+    study = run(tmp_path, seed=0, trace=None, quick=True)
+    assert study.name == "seed_audit"
+    assert [p.suffix for p in study.figures] == [".png", ".svg"]
+    assert all(p.exists() and p.stat().st_size > 0 for p in study.figures)
+    assert study.claims and all(c.verdict in VERDICTS for c in study.claims)
+    table = study.tables[0]
+    assert table.count("\n") == len(SEEDS) + 1
+    for seed in SEEDS:
+        assert f"| {seed} |" in table
+    assert "refuted" in study.summary and "Overhead" in study.summary
+
+
+def test_plot_counts_match_verdicts(audit):
+    fig = audit.plot()
+    ax_counts, ax_err = fig.axes[:2]
+    widths = sum(patch.get_width() for patch in ax_counts.patches)
+    assert widths == len(audit.items)
+    assert ax_err.get_xscale() == "log"
+
+
+def test_bad_arguments_raise():
+    with pytest.raises(TypeError, match="unexpected keyword"):
+        audit_response(quick=True, fast=True)
+    with pytest.raises(ValueError, match="unknown seed"):
+        audit_response(quick=True, seeds=["007"])
+
+
+def test_printed_tolerance():
+    assert printed_tolerance("0.04762") == pytest.approx(5e-6)
+    assert printed_tolerance("4521.15") == pytest.approx(5e-3)
+    assert printed_tolerance("1e-8") == pytest.approx(0.5e-8)
+    assert printed_tolerance("250") == 0.5
+
+
+# ------------------------------------------------------------------ seed 000
+
+
+def test_warmup_does_not_give_the_ema_one_tau(audit):
+    # seed 000: "after warmup the EMA has had one τ to absorb" (1 − 1/e = 0.632); it absorbed 0
+    item = audit.by_key("warmup_absorbs")
+    assert item.claim.verdict == "refuted"
+    assert item.computed == 0.0
+
+
+def test_gate_counts_and_step_buffer_hold(audit):
+    # seed 000: increment-then-≤ gives exactly W = 100 gated steps (variants 101 / 99);
+    # a restored step counter keeps the gate open after resume
+    item = audit.by_key("gate_count")
+    assert item.claim.verdict == "holds"
+    assert item.computed == 100
+    assert verdict(audit, "step_buffer") == "holds"
+
+
+def test_no_overshoot_without_warmup(audit):
+    # seed 000: W = 0 "overshoots before settling"; a first-order low-pass cannot
+    assert verdict(audit, "w0_overshoot") == "refuted"
+
+
+# ------------------------------------------------------------------ seed 001
+
+
+def test_state_dict_float32_values_reproduce_bit_exactly(audit):
+    # seed 001: reloaded ema_weights [0.010939374566078186, 0.9890638589859009]
+    item = audit.by_key("state_dict_f32")
+    assert item.claim.verdict == "holds"
+    assert item.computed == 0.010939374566078186
+
+
+def test_detach_claims(audit):
+    # seed 001: linear graph growth without detach (holds when raw has history);
+    # "OOM after ~1,000 steps" for the paper's code: nothing leaks (0 nodes)
+    assert verdict(audit, "detach_growth") == "holds"
+    assert audit.by_key("detach_growth").computed > 0
+    item = audit.by_key("oom_1000")
+    assert item.claim.verdict == "refuted"
+    assert item.computed == 0.0
+
+
+def test_zero_init_and_per_step_factor(audit):
+    # seed 001: zero init → loss scale near zero; correct: Σλ* = 1 after renormalisation
+    item = audit.by_key("zero_init")
+    assert item.claim.verdict == "refuted"
+    assert_allclose(item.computed, 1.0, atol=1e-12)
+    # seed 001: "fluctuates 5× per step"; the seed's own noise model gives a median < 2.5×
+    assert verdict(audit, "factor_5x") == "refuted"
+    assert audit.by_key("factor_5x").computed < 2.5
+
+
+def test_slow_beta_statements_hold(audit):
+    # seed 001: 1 − 0.999^600 = 0.451 < 0.5; 95 % at 2,995 ≈ 3τ = 3,000 steps
+    assert verdict(audit, "beta999_600") == "holds"
+    assert_allclose(audit.by_key("beta999_600").computed, 1 - 0.999**600, rtol=1e-12)
+    assert verdict(audit, "beta999_500") == "holds"
+
+
+# ------------------------------------------------------------------ seed 002
+
+
+def test_sensitivity_at_500x(audit):
+    # seed 002: "derivative ~0.2 when g_health is small"; correct: 5/5.01² = 0.19920
+    item = audit.by_key("sensitivity")
+    assert item.claim.verdict == "holds"
+    assert_allclose(item.computed, 5.0 / 5.01**2, rtol=1e-12)
+    # ...but there is no relative amplification: elasticity g_RUL/Σg = 0.998 ≤ 1
+    assert verdict(audit, "amplification") == "refuted"
+    assert audit.by_key("amplification").computed < 1.1
+
+
+def test_torch_floor_prints_and_gradients(audit):
+    # seed 002: "float32" prints 0.04770992398262024, 0.04761904925107956 are not float32
+    # values; torch 2.x prints 0.04770992696285248, 0.0476190522313118
+    item = audit.by_key("float32_prints")
+    assert item.claim.verdict == "refuted"
+    assert item.computed == 0.04770992696285248
+    assert "2 of the 4" in item.claim.evidence
+    # seed 002: d(Σ out)/d ema "exactly zero"; float32 gives −2^-24 for the large entry
+    item = audit.by_key("sum_grad")
+    assert item.claim.verdict == "refuted"
+    assert item.computed == 2.0**-24
+    # seed 002: clamp gradient "0 at the floor"; torch gives 1 at the threshold
+    assert verdict(audit, "clamp_grad") == "refuted"
+    assert audit.by_key("clamp_grad").computed == 1.0
+
+
+def test_orders_of_magnitude(audit):
+    # seed 002: 0.002 vs 1e-8 differ by "7 orders"; correct: log10(2e5) = 5.3
+    item = audit.by_key("orders")
+    assert item.claim.verdict == "refuted"
+    assert_allclose(item.computed, math.log10(2e5), rtol=1e-12)
+
+
+# ------------------------------------------------------------------ seed 003
+
+
+def test_closed_form_500x(audit):
+    # seed 003: λ = [0.001996, 0.998004] at g = [5, 0.01]; correct: 0.01/5.01 = 0.0019960
+    item = audit.by_key("closed_500")
+    assert item.claim.verdict == "holds"
+    assert_allclose(item.computed, 0.01 / 5.01, rtol=1e-12)
+
+
+def test_closed_form_identities_hold(audit):
+    for key in ("k2_form", "sum_one", "non_negative", "balance", "monotonic", "zero_hyper",
+                "slider", "half_life", "ce_grad", "params", "retain_graph"):
+        assert verdict(audit, key) == "holds", key
+
+
+def test_eps_guard_sums_to_k_over_k_minus_one(audit):
+    # seed 003: "+ 1e-12 saves us from a NaN"; at g = 0 the weights sum to K/(K−1) = 2
+    item = audit.by_key("eps_guard")
+    assert item.claim.verdict == "refuted"
+    assert_allclose(item.computed, 2.0, rtol=1e-12)
+
+
+def test_seed003_toy_run_reproduces(audit):
+    # seed 003: g ≈ [76.53, 0.367]; λ after steps 3–5 = 0.4950, 0.4901, 0.4853
+    assert verdict(audit, "toy_norms") == "holds"
+    assert_allclose(audit.by_key("toy_norms").computed, 76.53, atol=5e-3)
+    assert verdict(audit, "toy_lambda") == "holds"
+    assert_allclose(audit.by_key("toy_lambda").computed, 0.4853, atol=5e-5)
+    assert verdict(audit, "toy_total") == "holds"
+
+
+def test_convergence_statements(audit):
+    # seed 003: "~500 steps to fully stabilise"; 99 % of the step after 459 steps
+    item = audit.by_key("converge_500")
+    assert item.claim.verdict == "holds"
+    assert item.computed == 459
+    # seed 003: λ → [~0.005, ~0.995]; the applied λ* stops at the floor 0.05/(0.05 + 0.9952)
+    item = audit.by_key("converge_floor")
+    assert item.claim.verdict == "refuted"
+    assert_allclose(item.computed, 0.05 / (0.05 + 0.9952), rtol=1e-6)
+
+
+def test_raw_weights_carry_no_graph(audit):
+    # seed 003: raw_weights "has a full graph back to loss"; autograd.grad norms carry none
+    item = audit.by_key("raw_graph")
+    assert item.claim.verdict == "refuted"
+    assert item.computed == 0.0
+
+
+# ------------------------------------------------------------------ seed 004
+
+
+def test_p_controller_identities_hold(audit):
+    # seed 004: λ = r + K_p e with K_p = 1 (K = 2) and K_p = 1/(K−1) in general
+    for key in ("p_k2", "p_general", "numpy_demo", "p_simplex", "permutation", "error_sym",
+                "no_params", "max_gain"):
+        assert verdict(audit, key) == "holds", key
+    assert audit.by_key("p_general").computed <= 1e-15
+
+
+def test_bit_exact_claim(audit):
+    # seed 004: "bit-exact to GABALoss when β = 1 and min_weight = 0": β = 1 freezes λ* at
+    # [0.5, 0.5] while eq. 4 gives [0.01235, 0.98765] for g = [4, 0.05]
+    item = audit.by_key("bit_exact_beta1")
+    assert item.claim.verdict == "refuted"
+    assert_allclose(item.computed, 0.5 - 0.05 / 4.05, rtol=1e-12)
+    # β = 0, λmin = 0: numpy controller and torch GABALoss equal eq. 4 to 2 ulp
+    item = audit.by_key("bit_exact_beta0")
+    assert item.claim.verdict == "holds"
+    assert item.computed <= 4e-16
+
+
+def test_seed004_torch_demo_does_not_reproduce(audit):
+    # seed 004: grad norms [4.221, 0.064]; torch 2.x with the same draws gives [6.348, 0.0776]
+    item = audit.by_key("toy_p")
+    assert item.claim.verdict == "refuted"
+    assert_allclose(item.computed, 6.348, atol=1e-3)
+
+
+def test_overhead_and_cross_entropy(audit):
+    # seed 004: overhead < 10 %; cost-model lower bound (K−1)/3 = 33 % for K = 2
+    item = audit.by_key("overhead")
+    assert item.claim.verdict == "refuted"
+    assert_allclose(item.computed, 1 / 3, rtol=1e-12)
+    # seed 004: CE "bounded above by O(ln C)"; logits [0, 0, 10] with target 0 give ≈ 10
+    assert verdict(audit, "ce_bounded") == "refuted"
+    assert audit.by_key("ce_bounded").computed > 9.9
+
+
+def test_not_testable_rows(audit):
+    for key in ("gradnorm", "paper_floor", "paper_warmup", "median_500", "fd002_init",
+                "dynamics", "eps_floor"):
+        assert verdict(audit, key) == "not testable", key
+
+
+def test_cost_model_arithmetic():
+    cost = CostMeasurement(forward=1.0, backward=2.0, optimizer=0.5, equal=3.5,
+                           gaba_naive=7.5, gaba_exact=5.5)
+    assert_allclose(cost.model_ratio, (1 + 2 * 2 + 0.5) / 3.5, rtol=1e-12)
+
+
+@pytest.mark.slow
+def test_measured_overhead_is_far_above_ten_percent():
+    cost = measure_step_cost(reps=8)
+    assert cost.gaba_exact > 1.1 * cost.equal
+    assert cost.model_ratio > 1.1
+
+
+# ------------------------------------------------------------------ with a trace
+
+
+def _trace(subset, ratios_by_epoch, method="gaba", steps_per_epoch=40, seed=0):
+    """A trace-like object: GABAController run on norms with the given epoch-median ratios."""
+    rng = np.random.default_rng(seed)
+    ratios = np.repeat(np.asarray(ratios_by_epoch, float), steps_per_epoch)
+    ratios = ratios * rng.lognormal(0.0, 0.05, ratios.size)
+    g = np.stack([ratios * 0.01, np.full(ratios.size, 0.01)], axis=1)
+    tr = GABAController(2, warmup=10).run(g)
+    return SimpleNamespace(
+        grad_norms=g, raw=tr.raw, weights=tr.weights, active=tr.active, valid=tr.valid,
+        epoch=np.repeat(np.arange(len(ratios_by_epoch)), steps_per_epoch), subset=subset,
+        method=method, task_names=("rul", "health"))
+
+
+def test_fd002_equal_trace_decides_the_dynamics_claim():
+    # seed 004: 50× → 2,400× (epoch 4) → 500–1,000×; seed 003: 500× at init — contradictory
+    trace = _trace("FD002", [50, 400, 1200, 2000, 2400, 1500, 800, 700], method="equal")
+    audit = audit_response(seed=0, trace=trace, quick=True, seeds=["003", "004"])
+    assert verdict(audit, "dynamics") == "holds"
+    assert verdict(audit, "fd002_init") == "refuted"
+    assert audit.by_key("fd002_init").computed == pytest.approx(50, rel=0.2)
+    assert "FD002 trace" in audit.by_key("dynamics").claim.real_run
+    assert verdict(audit, "eps_floor") == "holds"
+
+
+def test_fd002_trace_with_other_dynamics_refutes():
+    trace = _trace("FD002", [500, 500, 500, 500], method="equal")
+    audit = audit_response(seed=0, trace=trace, quick=True, seeds=["003", "004"])
+    assert verdict(audit, "dynamics") == "refuted"
+    assert verdict(audit, "fd002_init") == "holds"
+
+
+def test_fd001_trace_is_reported_but_not_decisive(tmp_path):
+    trace = _trace("FD001", [50, 300, 600])
+    study = run(tmp_path, seed=0, trace=trace, quick=True)
+    rows = {c.claim: c for c in study.claims}
+    fd_rows = [c for c in rows.values() if "FD002" in c.claim and c.source.startswith("seed 00")]
+    assert fd_rows
+    for row in fd_rows:
+        assert row.verdict == "not testable"
+        assert "FD001 trace" in row.real_run
+    audit = audit_response(seed=0, trace=trace, quick=True, seeds=["004"])
+    assert "FD001" in audit.by_key("dynamics").claim.evidence
+
+
+@given(measured=st.floats(1.0, 5000.0), claimed=st.floats(10.0, 3000.0),
+       rtol=st.sampled_from([0.1, 0.25, 0.5]))
+def test_fd002_verdict_flips_with_the_measurement(measured, claimed, rtol):
+    facts = _TraceFacts(subset="FD002", init_ratio=measured, median_ratio=measured,
+                        peak_epoch_ratio=measured, peak_epoch=0, last_epoch_ratio=measured,
+                        raw_cv=0.5, raw_mean=0.002, max_health_weight=0.9, g_rul_first=1.0,
+                        g_health_first=0.01, g_rul_median=1.0)
+    item = _fd002_item("003", "x", "claim", "section", facts, measured, claimed, rtol, "ratio")
+    expected = "holds" if abs(measured - claimed) <= rtol * claimed else "refuted"
+    assert item.claim.verdict == expected
+    other = _fd002_item("003", "x", "claim", "section", replace(facts, subset="FD001"),
+                        measured, claimed, rtol, "ratio")
+    assert other.claim.verdict == "not testable"
