@@ -1,0 +1,175 @@
+"""The loop's sensor in torch: checked inputs, per-task gradients, their norms.
+
+Everything here is stateless; :class:`~gaba_control.nn.GABALoss` calls it once
+per forward. The argument checks run before any gradient is taken, so a bad
+call raises without touching the module's state.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+import torch
+from torch import Tensor
+
+__all__ = [
+    "accumulation_dtype",
+    "as_loss_list",
+    "as_param_lists",
+    "check_reaches_shared",
+    "shared_norms",
+    "task_gradients",
+]
+
+TaskGrads = Sequence[Sequence["Tensor | None"]]
+
+
+def as_loss_list(losses, num_tasks: int) -> list[Tensor]:
+    """Return ``losses`` as a list of ``num_tasks`` scalar tensors that require grad.
+
+    Accepts any iterable of 0-d tensors, or a 1-D tensor of length ``K``
+    (unbound into its entries, which keeps the graph).
+    """
+    if isinstance(losses, Tensor):
+        if losses.dim() != 1:
+            raise ValueError(
+                f"losses given as one tensor must be 1-D with num_tasks={num_tasks} entries, "
+                f"got shape {tuple(losses.shape)}"
+            )
+        items = list(losses.unbind(0))
+    elif isinstance(losses, (str, bytes)) or not isinstance(losses, Iterable):
+        raise TypeError(
+            f"losses must be a sequence of {num_tasks} scalar tensors or a 1-D tensor, "
+            f"got {type(losses).__name__}"
+        )
+    else:
+        items = list(losses)
+    if len(items) != num_tasks:
+        raise ValueError(f"expected num_tasks={num_tasks} losses, got {len(items)}")
+    for i, loss in enumerate(items):
+        _check_loss(loss, i)
+    return items
+
+
+def _check_loss(loss, i: int) -> None:
+    if not isinstance(loss, Tensor):
+        raise TypeError(f"losses[{i}] must be a torch.Tensor, got {type(loss).__name__}")
+    if loss.dim() != 0:
+        raise ValueError(
+            f"losses[{i}] must be a scalar (0-d) tensor, got shape {tuple(loss.shape)}; "
+            "reduce it first, e.g. with .mean()"
+        )
+    if not loss.is_floating_point():
+        raise TypeError(f"losses[{i}] must have a floating dtype, got {loss.dtype}")
+    if not loss.requires_grad:
+        raise ValueError(
+            f"losses[{i}] does not require grad (detached, or computed under torch.no_grad()?)"
+        )
+
+
+def as_param_lists(params, shared_params) -> tuple[list[Tensor], list[int]]:
+    """Materialise ``params`` and ``shared_params``; return params and the shared positions.
+
+    Raises if either is empty, holds a non-tensor or a tensor that does not
+    require grad, holds a duplicate, or if a shared parameter is not one of
+    ``params`` (matched by identity).
+    """
+    params = _materialise(params, "params")
+    shared = _materialise(shared_params, "shared_params")
+    position: dict[int, int] = {}
+    for i, p in enumerate(params):
+        if id(p) in position:
+            raise ValueError(f"params[{i}] is a duplicate of params[{position[id(p)]}]")
+        position[id(p)] = i
+    shared_index: list[int] = []
+    for j, p in enumerate(shared):
+        i = position.get(id(p))
+        if i is None:
+            raise ValueError(
+                f"shared_params[{j}] (shape {tuple(p.shape)}) is not in params; "
+                "shared_params must be a subset of params"
+            )
+        if i in shared_index:
+            raise ValueError(f"shared_params[{j}] is a duplicate (params[{i}] listed twice)")
+        shared_index.append(i)
+    return params, shared_index
+
+
+def _materialise(items, name: str) -> list[Tensor]:
+    if isinstance(items, Tensor):  # one parameter: iterating it would yield its rows
+        items = [items]
+    elif isinstance(items, torch.nn.Module):
+        raise TypeError(f"{name} must be an iterable of tensors; pass module.parameters()")
+    try:
+        items = list(items)
+    except TypeError:
+        raise TypeError(
+            f"{name} must be an iterable of tensors, got {type(items).__name__}"
+        ) from None
+    if not items:
+        raise ValueError(f"{name} is empty; it must hold at least one parameter")
+    for i, p in enumerate(items):
+        if not isinstance(p, Tensor):
+            raise TypeError(f"{name}[{i}] must be a torch.Tensor, got {type(p).__name__}")
+        if not p.requires_grad:
+            raise ValueError(
+                f"{name}[{i}] (shape {tuple(p.shape)}) does not require grad; "
+                "pass only trainable parameters"
+            )
+    return items
+
+
+def task_gradients(losses: Sequence[Tensor], inputs: Sequence[Tensor], *, retain_last: bool):
+    """``∂L_i/∂p`` for every task ``i`` and input ``p`` (``None`` where ``L_i`` misses ``p``).
+
+    The graph is kept for all but the last task, unless ``retain_last`` (the
+    naive sensor needs it for its own backward afterwards).
+    """
+    last = len(losses) - 1
+    return [
+        torch.autograd.grad(loss, inputs, retain_graph=retain_last or i < last, allow_unused=True)
+        for i, loss in enumerate(losses)
+    ]
+
+
+def check_reaches_shared(task_grads: TaskGrads, shared_index: Sequence[int]) -> None:
+    """Raise ``ValueError`` if some task's loss reaches none of the shared parameters."""
+    for i, grads in enumerate(task_grads):
+        if all(grads[j] is None for j in shared_index):
+            raise ValueError(
+                f"losses[{i}] does not depend on any of shared_params: its gradient norm on "
+                "the shared parameters is undefined (check the model wiring or shared_params)"
+            )
+
+
+def accumulation_dtype(tensors: Iterable[Tensor]) -> torch.dtype:
+    """float64 if any tensor is float64, else float32 (never accumulate in half precision)."""
+    return torch.float64 if any(t.dtype == torch.float64 for t in tensors) else torch.float32
+
+
+def shared_norms(
+    task_grads: TaskGrads, shared_index: Sequence[int], *, device, dtype: torch.dtype
+) -> Tensor:
+    r"""Per-task norms ``g_i = sqrt(Σ_p ||∂L_i/∂p||²)`` over the shared parameters.
+
+    Each parameter's norm is taken in :func:`accumulation_dtype`, then the norm
+    of those norms (which equals the square root of the summed squares). The
+    result, shape ``(K,)``, is cast to ``dtype`` on ``device``. Unreached
+    parameters (``None``) contribute zero. Nothing here synchronises a GPU.
+    """
+    present = [g[j] for g in task_grads for j in shared_index if g[j] is not None]
+    acc = accumulation_dtype(present)
+    rows = []
+    for grads in task_grads:
+        parts = [
+            _to_device(torch.linalg.vector_norm(grads[j], dtype=acc), device)
+            for j in shared_index
+            if grads[j] is not None
+        ]
+        rows.append(torch.linalg.vector_norm(torch.stack(parts)))
+    return torch.stack(rows).to(dtype)
+
+
+def _to_device(tensor: Tensor, device) -> Tensor:
+    # Parameters may live on other devices (model parallel); skip the call in the usual case.
+    return tensor if tensor.device == device else tensor.to(device)
