@@ -11,7 +11,7 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.pyplot as plt
 
 __all__ = ["VERDICTS", "Claim", "Study", "atomic_write_text", "new_figure", "save_figure", "style"]
 
@@ -66,7 +66,8 @@ def save_figure(fig, outdir: Path, name: str) -> list[Path]:
     outdir.mkdir(parents=True, exist_ok=True)
     written = []
     with plt.rc_context(STYLE):
-        for ext, metadata in (("png", {"Software": None}), ("svg", {"Date": None, "Creator": None})):
+        formats = (("png", {"Software": None}), ("svg", {"Date": None, "Creator": None}))
+        for ext, metadata in formats:
             target = outdir / f"{name}.{ext}"
             fd, tmp = tempfile.mkstemp(dir=outdir, prefix=f".{name}.", suffix=f".{ext}")
             os.close(fd)
