@@ -76,16 +76,15 @@ LOGNORMAL_SIGMA = float(np.sqrt(np.log(1 + 0.65**2)))
 def achieved_shares(weights, grad_norms):
     """Each task's share of the weighted gradient, ``λ_i g_i / Σ_j λ_j g_j``.
 
-    New formula of this study (not in :mod:`gaba_control.formulas`): what the
-    loop is trying to set to ``1/K``.
+    See :func:`gaba_control.formulas.weighted_shares`: what the loop is trying
+    to set to ``1/K``.
 
     Examples
     --------
     >>> achieved_shares(np.array([0.2, 0.8]), np.array([4.0, 1.0]))
     array([0.5, 0.5])
     """
-    contribution = np.asarray(weights) * np.asarray(grad_norms)
-    return contribution / contribution.sum(axis=-1, keepdims=True)
+    return formulas.weighted_shares(np.asarray(weights, float), np.asarray(grad_norms, float))
 
 
 def settling_index(y, final, start, fraction: float = SETTLE_FRACTION) -> np.ndarray:

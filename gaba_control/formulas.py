@@ -43,6 +43,7 @@ __all__ = [
     "raw_weights",
     "reference",
     "sensor_shares",
+    "weighted_shares",
 ]
 
 
@@ -174,6 +175,21 @@ def floor_renormalise(weights, lambda_min: float):
     xp = array_namespace(weights)
     floored = xp.clip(weights, lambda_min, None)
     return floored / xp.sum(floored, axis=-1, keepdims=True)
+
+
+def weighted_shares(weights, g):
+    """What the loop achieves: each task's share ``λ_i g_i / Σ_j λ_j g_j`` of the weighted norms.
+
+    The loop's aim is ``1/K`` for every task; the raw weights reach it exactly
+    for ``K = 2`` (``λ_1 g_1 = λ_2 g_2``), the floor moves it away.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> weighted_shares(np.array([0.2, 0.8]), np.array([4.0, 1.0]))
+    array([0.5, 0.5])
+    """
+    return sensor_shares(weights * g)
 
 
 def gate_is_open(step, warmup: int):
