@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
@@ -39,7 +38,6 @@ from gaba_control.theory import variance as theory
 __all__ = [
     "VarianceGapResponse",
     "main",
-    "run",
     "seed_experiment",
     "seed_inputs",
     "variance_gap_response",
@@ -229,7 +227,7 @@ def variance_gap_response(beta: float = SEED_BETA, n: int = SEED_STEPS, runs: in
     rng = np.random.default_rng(rng_seed)
     raw = seed_inputs(rng.standard_normal((runs, n)), rng.standard_normal((runs, n)))
     ema = seed_experiment(raw, beta)
-    pooled, pooled_se = _pooled_ratio(raw.var(axis=-1), ema.var(axis=-1))
+    pooled, pooled_se = pooled_std_ratio(raw.var(axis=-1), ema.var(axis=-1))
     mean, std = float(raw.mean()), float(raw.std())
 
     def predicted(**options) -> float:
@@ -257,7 +255,7 @@ def variance_gap_response(beta: float = SEED_BETA, n: int = SEED_STEPS, runs: in
     )
 
 
-def _pooled_ratio(var_x: np.ndarray, var_y: np.ndarray) -> tuple[float, float]:
+def pooled_std_ratio(var_x: np.ndarray, var_y: np.ndarray) -> tuple[float, float]:
     """``√(mean var_x / mean var_y)`` and its delta-method standard error."""
     a, b = var_x.mean(), var_y.mean()
     runs = var_x.size
@@ -286,35 +284,6 @@ def _summary(r: VarianceGapResponse) -> str:
         f"{r.seed0_lag1:+.3f}); positive correlation would lower the reduction "
         f"(ρ = 0.1: {r.ar1[0.1]:.2f}×)."
     )
-
-
-def run(outdir: Path, *, seed: int = 0, trace=None, quick: bool = False):
-    """Report hook: compute, save the histogram, return an :class:`analysis._common.Study`."""
-    from analysis._common import Claim, Study, new_figure, save_figure
-
-    del trace  # synthetic study
-    r = variance_gap_response(runs=300 if quick else 2000, rng_seed=seed + 1)
-    fig, ax = new_figure()
-    r.plot(ax)
-    figures = save_figure(fig, outdir, "variance_gap")
-    q = r.mc_quantiles()
-    claims = [
-        Claim(claim="EMA std reduction on the synthetic 500× data is 19.4× (vs theory 14.1×)",
-              source="seed 001", theory=f"finite window: {r.theory['sample mean (seed), n']:.2f}×",
-              simulation=f"seed 0: {r.seed0_ratio:.2f}×; MC 95 % [{q[2.5]:.1f}, {q[97.5]:.1f}]",
-              real_run="—", tolerance="MC 95 % interval",
-              verdict="holds" if q[2.5] <= r.seed0_ratio <= q[97.5] else "refuted",
-              evidence="19.4× is reproduced by seed 0 but is one draw; the expected value is "
-                       f"{r.theory['sample mean (seed), n']:.2f}×"),
-        Claim(claim="the gap to 14.1× comes from small positive serial correlation of the input",
-              source="seed 001", theory=f"ρ = 0.1 lowers the reduction to {r.ar1[0.1]:.2f}×",
-              simulation=f"input i.i.d. by construction; seed 0 lag-1 r = {r.seed0_lag1:+.3f}",
-              real_run="—", tolerance=f"±{1.96 / math.sqrt(r.n):.3f} (i.i.d. 95 %)",
-              verdict="refuted",
-              evidence="the gap is the finite window (10 τ) and the start at the sample mean"),
-    ]
-    return Study(name="variance_gap", title="The 19.4× vs 14.1× variance-reduction gap",
-                 summary=_summary(r), figures=figures, claims=claims, tables=[r.table()])
 
 
 def main(argv=None) -> int:
