@@ -106,13 +106,13 @@ def _load_or_train_trace(trace_path, train, data_dir, outdir, seed, quick):
         return load_trace(trace_path)
     if not train:
         return None
-    from gaba_control.cmapss.train import TrainConfig, train_model
+    from gaba_control.cmapss.train import TrainConfig, train
 
     run_dir = outdir / "run"
-    config = TrainConfig(method="gaba", subset="FD001", seed=seed, quick=quick, out=run_dir,
-                         data_dir=data_dir)
-    result = train_model(config)
-    return load_trace(result.trace_path)
+    config = TrainConfig(method="gaba", subset="FD001", seed=seed, quick=quick, out=str(run_dir),
+                         data_dir=None if data_dir is None else str(data_dir), progress=False)
+    train(config)
+    return load_trace(run_dir / "trace.npz")
 
 
 def _remove_stale(outdir: Path, studies: list[Study], report: Path, *, partial: bool) -> None:

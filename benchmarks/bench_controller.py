@@ -59,7 +59,8 @@ def main(argv=None) -> None:
 
     loop_s = best_of(lambda: per_step_loop(g_long), 1)
     run_s = best_of(lambda: GABAController(2).run(g_long), 5)
-    same = np.max(np.abs(per_step_loop(g_long[:20000]) - GABAController(2).run(g_long[:20000]).weights))
+    check = g_long[:20000]
+    same = np.max(np.abs(per_step_loop(check) - GABAController(2).run(check).weights))
     many_s = best_of(lambda: GABAController(2).run(g_many), 3)
 
     print(f"# controller benchmark ({platform.processor() or platform.machine()}, "

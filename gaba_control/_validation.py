@@ -36,7 +36,7 @@ def check_num_tasks(num_tasks) -> int:
     if not _is_int(num_tasks):
         raise TypeError(f"num_tasks must be an int >= 2, got {type(num_tasks).__name__}")
     if num_tasks < 2:
-        raise ValueError(f"num_tasks must be >= 2 (a loop needs two tasks to balance), got {num_tasks}")
+        raise ValueError(f"num_tasks must be >= 2 (two tasks to balance), got {num_tasks}")
     return int(num_tasks)
 
 
@@ -64,8 +64,8 @@ def check_lambda_min(lambda_min, num_tasks: int) -> float:
     upper = 1.0 / num_tasks
     if not (0.0 <= lambda_min < upper):
         raise ValueError(
-            f"lambda_min must lie in [0, 1/num_tasks) = [0, {upper:.6g}) for num_tasks={num_tasks}, "
-            f"got {lambda_min}"
+            f"lambda_min must lie in [0, 1/num_tasks) = [0, {upper:.6g}) for "
+            f"num_tasks={num_tasks}, got {lambda_min}"
         )
     return lambda_min
 
@@ -105,7 +105,8 @@ def check_grad_norms(grad_norms, num_tasks: int, *, name: str = "grad_norms") ->
     array = array.astype(np.float64, copy=False)
     if array.ndim == 0 or array.shape[-1] != num_tasks:
         raise ValueError(
-            f"{name} must have shape (..., num_tasks) with num_tasks={num_tasks}, got shape {array.shape}"
+            f"{name} must have shape (..., num_tasks) with num_tasks={num_tasks}, "
+            f"got shape {array.shape}"
         )
     if np.any(array < 0):
         raise ValueError(f"{name} must be >= 0 (they are norms); found a negative entry")

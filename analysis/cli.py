@@ -1,0 +1,60 @@
+"""The ``gaba-control`` console script: the library's commands plus the studies'.
+
+The library's own parser (:func:`gaba_control.cli.build_parser`, with ``train``)
+is extended here with ``report``, so that imports keep going one way
+(``analysis`` → ``gaba_control``).
+
+>>> main(["--help"])  # doctest: +ELLIPSIS
+usage: gaba-control ...
+0
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from gaba_control import cli as library_cli
+
+__all__ = ["build_parser", "main"]
+
+
+def _report(args: argparse.Namespace) -> int:
+    from analysis.report import run_from_args
+
+    return run_from_args(args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """``train`` from the library, ``report`` from the studies."""
+    from analysis.report import add_arguments
+
+    parser = library_cli.build_parser()
+    subparsers = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    report = subparsers.add_parser(
+        "report",
+        help="run every study and write figures/REPORT.md (the main job)",
+        description="Run every study; write figures (PNG+SVG) and REPORT.md with the "
+        "verification table.",
+    )
+    add_arguments(report)
+    report.set_defaults(handler=_report)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Parse ``argv`` (default ``sys.argv[1:]``), run the chosen subcommand, return its status."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exit_:
+        return int(exit_.code or 0)
+    if getattr(args, "handler", None) is None:
+        parser.print_help(sys.stderr)
+        return 2
+    return args.handler(args)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
