@@ -26,6 +26,9 @@ from gaba_control.formulas import measurement_is_valid
 
 __all__ = ["ControllerTrace", "GABAController", "StepOutput"]
 
+#: Numbers per time chunk in :meth:`GABAController.run` (about 2 MiB of float64).
+CHUNK_VALUES = 2**18
+
 
 @dataclass(frozen=True)
 class StepOutput:
@@ -187,25 +190,35 @@ class GABAController:
             raise ValueError(
                 f"grad_norms must have shape (..., T, num_tasks) for run(), got shape {g.shape}"
             )
+        num_steps = g.shape[-2]
         first_step = self.gate.step + 1
-        active = self.gate.advance(g.shape[-2])
-        shares = self.sensor.apply(g)
-        error = self.comparator.apply(shares)
-        raw = self.plaw.apply(error)
-        ema = self.iir.apply(raw, hold=~active)
-        weights = self._output(ema, active[:, None])
-        if weights.shape[-2]:
-            self._weights = weights[..., -1, :].copy()
+        signals = {name: np.empty_like(g) for name in ("shares", "error", "raw", "ema", "weights")}
+        active = np.empty(num_steps, dtype=bool)
+        # Time chunks of about CHUNK_VALUES numbers keep every temporary small enough to be
+        # reused by the allocator instead of page-faulted in afresh; the state carries over.
+        chunk = max(1, CHUNK_VALUES // max(1, g[..., 0, :].size))
+        for start in range(0, num_steps, chunk):
+            part = slice(start, min(start + chunk, num_steps))
+            active[part] = self._run_chunk(g[..., part, :], {k: v[..., part, :] for k, v in
+                                                             signals.items()})
+        if num_steps:
+            self._weights = signals["weights"][..., -1, :].copy()
         return ControllerTrace(
-            steps=np.arange(first_step, first_step + g.shape[-2]),
+            steps=np.arange(first_step, first_step + num_steps),
             active=active,
-            valid=measurement_is_valid(g),
-            shares=shares,
-            error=error,
-            raw=raw,
-            ema=ema,
-            weights=weights,
+            valid=np.isfinite(signals["shares"][..., 0]),
+            **signals,
         )
+
+    def _run_chunk(self, g: np.ndarray, out: dict) -> np.ndarray:
+        """One stretch of :meth:`run`, written into the views in ``out``; returns the gate."""
+        active = self.gate.advance(g.shape[-2])
+        out["shares"][...] = self.sensor.apply(g)
+        out["error"][...] = self.comparator.apply(out["shares"])
+        out["raw"][...] = self.plaw.apply(out["error"])
+        out["ema"][...] = self.iir.apply(out["raw"], hold=~active)
+        out["weights"][...] = self._output(out["ema"], active[:, None])
+        return active
 
     def _output(self, ema: np.ndarray, active: np.ndarray) -> np.ndarray:
         return np.where(active, self.saturation(ema), 1.0 / self.num_tasks)
