@@ -7,15 +7,14 @@ import math
 import numpy as np
 import pytest
 import sympy as sp
+from helpers import lognormal_trace
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from analysis import bounds
 from analysis._common import VERDICTS
 from gaba_control import formulas
-from gaba_control.controller import GABAController
 from gaba_control.theory import reachable_output_bounds, simplex_output_bounds
-from gaba_control.trace import Trace
 
 TASKS = (2, 3, 5, 8)
 FRACTIONS = (0.0, 0.2, 0.5, 0.9)  # λ_min as a fraction of the degenerate threshold 1/(K−1)
@@ -33,19 +32,6 @@ EXPECTED_VERDICTS = {
 }
 
 
-def synthetic_trace(steps: int = 600, ratio: float = 50.0, seed: int = 0) -> Trace:
-    """A trace-like record: the numpy controller run on log-normal norms."""
-    rng = np.random.default_rng(seed)
-    g = np.array([ratio, 1.0]) * np.exp(0.5 * rng.standard_normal((steps, 2)))
-    ctrl = GABAController(2)
-    tr = ctrl.run(g)
-    return Trace(step=tr.steps, epoch=np.zeros(steps, dtype=np.int64), grad_norms=g,
-                 shares=tr.shares, raw=tr.raw, ema=tr.ema, weights=tr.weights,
-                 applied_weights=tr.weights, losses=np.ones((steps, 2)), lr=np.full(steps, 1e-3),
-                 active=tr.active, valid=tr.valid, controller=ctrl.config, method="gaba",
-                 versions={})
-
-
 @pytest.fixture(scope="module")
 def study(tmp_path_factory):
     return bounds.run(tmp_path_factory.mktemp("bounds"), seed=0, trace=None, quick=True)
@@ -53,7 +39,7 @@ def study(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def study_with_trace(tmp_path_factory):
-    return bounds.run(tmp_path_factory.mktemp("bounds_trace"), seed=0, trace=synthetic_trace(),
+    return bounds.run(tmp_path_factory.mktemp("bounds_trace"), seed=0, trace=lognormal_trace(),
                       quick=True)
 
 
@@ -85,7 +71,7 @@ def test_run_with_trace_fills_real_run(study_with_trace):
 
 
 def test_trace_weights_inside_reachable_bounds():
-    check = bounds._trace_check(synthetic_trace(ratio=500.0), bounds.symbolic_bounds())
+    check = bounds._trace_check(lognormal_trace(ratio=500.0), bounds.symbolic_bounds())
     assert check["reachable_lower"] - 1e-12 <= check["weight_min"]
     assert check["weight_max"] <= check["reachable_upper"] + 1e-12
     assert check["ema_min"] < check["m"]  # the state itself is not clamped

@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from helpers import lognormal_trace
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from analysis import closed_loop as cl
 from analysis._common import VERDICTS
 from gaba_control import formulas
-from gaba_control.controller import GABAController
 from gaba_control.lti.decimated import decimated_noise_gain
 from gaba_control.theory import settling_steps
-from gaba_control.trace import Trace
 
 EXPECTED_VERDICTS = {
     "seed 000's milestone table is what np.random.seed(0) + randn gives": "refuted",
@@ -30,19 +29,6 @@ EXPECTED_VERDICTS = {
     "refreshing every N steps with β^N keeps the time constant but adds λ noise "
     "≈ (1−β^N)/(1+β^N) vs (1−β)/(1+β)": "holds",
 }
-
-
-def synthetic_trace(steps: int = 800, ratio: float = 100.0, seed: int = 0) -> Trace:
-    """A trace-like record: the numpy controller run on log-normal norms."""
-    rng = np.random.default_rng(seed)
-    g = np.array([ratio, 1.0]) * np.exp(0.5 * rng.standard_normal((steps, 2)))
-    ctrl = GABAController(2)
-    tr = ctrl.run(g)
-    return Trace(step=tr.steps, epoch=np.zeros(steps, dtype=np.int64), grad_norms=g,
-                 shares=tr.shares, raw=tr.raw, ema=tr.ema, weights=tr.weights,
-                 applied_weights=tr.weights, losses=np.ones((steps, 2)), lr=np.full(steps, 1e-3),
-                 active=tr.active, valid=tr.valid, controller=ctrl.config, method="gaba",
-                 versions={})
 
 
 @pytest.fixture(scope="module")
@@ -67,7 +53,7 @@ def test_run_verdicts(study):
 
 
 def test_claims_use_a_trace():
-    summary = cl.trace_summary(synthetic_trace())
+    summary = cl.trace_summary(lognormal_trace(steps=800, ratio=100.0))
     assert summary["small"] == 1 and summary["steps"] == 700
     assert 0 <= summary["share_small"] <= 1 and 0 <= summary["floor"] <= 1
     assert "700 active steps" in cl._real(summary, "share")

@@ -5,27 +5,12 @@ import dataclasses
 import matplotlib.pyplot as plt
 import numpy as np
 import pytest
+from helpers import synthetic_trace
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from numpy.testing import assert_allclose
 
 from analysis import step_response as sr
-from gaba_control.controller import GABAController
-from gaba_control.trace import Trace
-
-
-def synthetic_trace(G, *, warmup=10, beta=0.99, lambda_min=0.05, subset="FD001"):
-    """A trace-like record: the numpy controller run on the norms ``G`` (T, K)."""
-    G = np.asarray(G, dtype=float)
-    tr = GABAController(G.shape[-1], beta=beta, warmup=warmup, lambda_min=lambda_min).run(G)
-    T, K = G.shape
-    return Trace(
-        step=tr.steps, epoch=np.zeros(T, dtype=np.int64), grad_norms=G, shares=tr.shares,
-        raw=tr.raw, ema=tr.ema, weights=tr.weights, applied_weights=tr.weights,
-        losses=np.ones((T, K)), lr=np.full(T, 1e-3), active=tr.active, valid=tr.valid,
-        controller={"num_tasks": K, "beta": beta, "warmup": warmup, "lambda_min": lambda_min},
-        method="gaba", subset=subset, seed=0, task_names=("rul", "health")[:K] if K == 2 else (),
-    )
 
 
 @pytest.fixture(scope="module")
