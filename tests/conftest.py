@@ -8,3 +8,17 @@ from hypothesis import settings
 settings.register_profile("ci", max_examples=200, deadline=None)
 settings.register_profile("thorough", max_examples=10_000, deadline=None)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def cmapss_dir():
+    """The C-MAPSS directory, or a skip that names every path tried."""
+    from gaba_control.cmapss.data import default_data_dir
+
+    try:
+        return default_data_dir()
+    except FileNotFoundError as missing:
+        pytest.skip(str(missing))
