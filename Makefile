@@ -5,6 +5,9 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 export MPLBACKEND := Agg
+# The committed real training trace feeds the report's real-data rows when present.
+TRACE ?= results/traces/FD001-gaba-seed0.npz
+REPORT_ARGS ?= $(if $(wildcard $(TRACE)),--trace $(TRACE),)
 
 .PHONY: setup report test bench lint clean
 
