@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -12,6 +10,8 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
+
+from gaba_control._io import atomic_path, atomic_write_text
 
 __all__ = ["VERDICTS", "Claim", "Study", "atomic_write_text", "new_figure", "save_figure", "style"]
 
@@ -46,20 +46,6 @@ def new_figure(nrows: int = 1, ncols: int = 1, *, width: float = 6.4, height: fl
         return plt.subplots(nrows, ncols, figsize=(width, height), layout="constrained", **kw)
 
 
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file and ``os.replace``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def save_figure(fig, outdir: Path, name: str) -> list[Path]:
     """Save ``fig`` as ``name.png`` and ``name.svg`` atomically and deterministically; close it."""
     outdir = Path(outdir)
@@ -69,14 +55,8 @@ def save_figure(fig, outdir: Path, name: str) -> list[Path]:
         formats = (("png", {"Software": None}), ("svg", {"Date": None, "Creator": None}))
         for ext, metadata in formats:
             target = outdir / f"{name}.{ext}"
-            fd, tmp = tempfile.mkstemp(dir=outdir, prefix=f".{name}.", suffix=f".{ext}")
-            os.close(fd)
-            try:
-                fig.savefig(tmp, format=ext, metadata=metadata)
-                os.replace(tmp, target)
-            except BaseException:
-                Path(tmp).unlink(missing_ok=True)
-                raise
+            with atomic_path(target, suffix=f".{ext}") as temporary:
+                fig.savefig(temporary, format=ext, metadata=metadata)
             written.append(target)
     plt.close(fig)
     return written
