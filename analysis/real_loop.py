@@ -30,14 +30,17 @@ def _median(x: np.ndarray) -> float:
 
 
 def rolling_median(x: np.ndarray, window: int) -> np.ndarray:
-    """Trailing median over ``window`` steps (NaN-aware), same length as ``x``."""
+    """Trailing median over full windows of ``window`` steps (NaN-aware; NaN before the first)."""
     if window == 1:
         return x.copy()
-    padded = np.concatenate([np.full(window - 1, np.nan), x])
-    view = np.lib.stride_tricks.sliding_window_view(padded, window)
     out = np.full(x.shape, np.nan)
+    if x.size < window:
+        return out
+    view = np.lib.stride_tricks.sliding_window_view(x, window)
     ok = np.isfinite(view).any(axis=-1)
-    out[ok] = np.nanmedian(view[ok], axis=-1)
+    medians = np.full(view.shape[0], np.nan)
+    medians[ok] = np.nanmedian(view[ok], axis=-1)
+    out[window - 1:] = medians
     return out
 
 
@@ -99,7 +102,7 @@ class RealLoopResponse:
                          alpha=0.5 if window == 1 else 1.0)
         axes[0].set_yscale("log")
         axes[0].set_ylabel("g_0 / g_1")
-        axes[0].set_title(f"{self.label}: measured gradient-norm ratio on the shared parameters")
+        axes[0].set_title(f"{self.label}: gradient-norm ratio on the shared parameters")
         axes[0].legend(fontsize=7)
         for i in range(self.num_tasks):
             axes[1].plot(self.steps, self.weights[:, i], label=f"λ*_{i}")
@@ -114,9 +117,10 @@ class RealLoopResponse:
                          label=f"unweighted share g_{i}/Σg")
         axes[2].axhline(self.reference, color="k", lw=0.8, ls="--", label="reference 1/K")
         axes[2].set_yscale("log")
-        axes[2].set_ylabel("share of Σ λ g")
+        axes[2].set_ylim(bottom=1e-5)  # room for the legend below the curves
+        axes[2].set_ylabel("share of Σ λ g (rolling median, 25 steps)")
         axes[2].set_xlabel("training step")
-        axes[2].legend(fontsize=7, ncol=2)
+        axes[2].legend(fontsize=7, ncol=3, loc="lower center")
         return fig
 
     def claims(self) -> list[Claim]:
@@ -240,8 +244,10 @@ def run(outdir: Path, *, seed: int, trace: Trace | None, quick: bool) -> Study:
         f"On {response.label} ({s['steps']} steps), the gradient-norm ratio "
         f"{names[0]}/{names[1]} starts at {s['ratio_first']:.3g}, has median "
         f"{s['ratio_median']:.3g} and peaks at {s['ratio_max']:.3g} per step; the per-epoch "
-        f"median peaks at {s['ratio_epoch_median_max']:.3g} (epoch {s['ratio_epoch_argmax']}), "
-        f"and rolling medians of {smoothed}: the 'peak ratio' depends on smoothing. After warmup "
+        f"median peaks at {s['ratio_epoch_median_max']:.3g} (epoch {s['ratio_epoch_argmax'] + 1}, "
+        f"counted from 1), "
+        f"and full-window rolling medians of {smoothed}: the 'peak ratio' depends on smoothing. "
+        f"After warmup "
         f"the floor binds on {100 * s['floor_fraction']:.1f}% of steps; the weight of "
         f"{names[small]} has median {s['weight_small']:.3g}, and its share of the weighted "
         f"gradient is {s['share_weighted_small']:.3g} (unweighted {s['share_raw_small']:.3g}) "

@@ -50,7 +50,8 @@ def test_without_trace_or_post_warmup_steps_is_not_testable(tmp_path):
 
 def test_rolling_median_is_trailing_and_nan_aware():
     x = np.array([1.0, 3.0, np.nan, 5.0, 7.0])
-    assert_allclose(real_loop.rolling_median(x, 2), [1.0, 2.0, 3.0, 5.0, 6.0])
+    assert_allclose(real_loop.rolling_median(x, 2), [np.nan, 2.0, 3.0, 5.0, 6.0])
+    assert np.isnan(real_loop.rolling_median(x, 9)).all()
     assert_allclose(real_loop.rolling_median(x, 1), x)
 
 
