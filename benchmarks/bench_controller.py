@@ -51,8 +51,8 @@ def main(argv=None) -> None:
     parser.add_argument("--quick", action="store_true", help="smaller sizes, for a smoke run")
     args = parser.parse_args(argv)
 
-    long_steps = 10**5 if args.quick else 10**6
-    runs, run_steps = (100, 10**3) if args.quick else (1000, 10**4)
+    long_steps = 2 * 10**4 if args.quick else 10**6
+    runs, run_steps = (50, 10**3) if args.quick else (1000, 10**4)
     rng = np.random.default_rng(0)
     g_long = rng.lognormal(sigma=1.0, size=(long_steps, 2)) * [500.0, 1.0]
     g_many = rng.lognormal(sigma=1.0, size=(runs, run_steps, 2)) * [500.0, 1.0]
@@ -64,7 +64,8 @@ def main(argv=None) -> None:
     many_s = best_of(lambda: GABAController(2).run(g_many), 3)
 
     print(f"# controller benchmark ({platform.processor() or platform.machine()}, "
-          f"{os.cpu_count()} CPUs, numpy {np.__version__})\n")
+          f"{os.cpu_count()} CPUs, numpy {np.__version__}, "
+          f"load average {os.getloadavg()[0]:.1f} at the end)\n")
     print("| case | time | ratio |")
     print("| --- | --- | --- |")
     print(f"| per-step Python loop, {long_steps:.0e} steps x K=2 | {loop_s:.2f} s | 1 |")
