@@ -706,12 +706,14 @@ def test_buffers_follow_to_and_telemetry_types(dtype):
     assert set(t) == {
         "step",
         "active",
+        "measured",
         "valid",
         "norms",
         "shares",
         "raw",
         "ema",
         "weights",
+        "applied_weights",
         "losses",
     }
     assert isinstance(t["step"], int) and isinstance(t["active"], bool)

@@ -16,7 +16,9 @@ __all__ = [
     "accumulation_dtype",
     "as_loss_list",
     "as_param_lists",
+    "as_representation",
     "check_reaches_shared",
+    "nonfinite_elsewhere",
     "shared_norms",
     "task_gradients",
 ]
@@ -119,6 +121,21 @@ def _materialise(items, name: str) -> list[Tensor]:
     return items
 
 
+def as_representation(representation) -> Tensor:
+    """Check the shared representation ``z`` of the representation sensor."""
+    if representation is None:
+        raise ValueError("sensor='representation' needs representation= (the backbone output z)")
+    if not isinstance(representation, Tensor):
+        raise TypeError(
+            f"representation must be a torch.Tensor, got {type(representation).__name__}"
+        )
+    if not representation.is_floating_point():
+        raise TypeError(f"representation must have a floating dtype, got {representation.dtype}")
+    if not representation.requires_grad:
+        raise ValueError("representation does not require grad: pass the backbone output z itself")
+    return representation
+
+
 def task_gradients(losses: Sequence[Tensor], inputs: Sequence[Tensor], *, retain_last: bool):
     """``∂L_i/∂p`` for every task ``i`` and input ``p`` (``None`` where ``L_i`` misses ``p``).
 
@@ -140,6 +157,25 @@ def check_reaches_shared(task_grads: TaskGrads, shared_index: Sequence[int]) -> 
                 f"losses[{i}] does not depend on any of shared_params: its gradient norm on "
                 "the shared parameters is undefined (check the model wiring or shared_params)"
             )
+
+
+def nonfinite_elsewhere(task_grads: TaskGrads, shared_index: Sequence[int], *, device) -> Tensor:
+    """Bool ``(K,)``: task ``i`` has a non-finite gradient on a parameter outside ``shared_index``.
+
+    No host synchronisation; an all-False tensor when every parameter is shared.
+    """
+    shared = set(shared_index)
+    rows = []
+    for grads in task_grads:
+        flags = [
+            _to_device(~torch.all(torch.isfinite(g)), device)
+            for j, g in enumerate(grads)
+            if j not in shared and g is not None
+        ]
+        rows.append(
+            torch.stack(flags).any() if flags else torch.zeros((), dtype=torch.bool, device=device)
+        )
+    return torch.stack(rows)
 
 
 def accumulation_dtype(tensors: Iterable[Tensor]) -> torch.dtype:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 
 import torch
+import torch.distributed as dist
 from torch import Tensor, nn
 
 from gaba_control._validation import (
@@ -13,10 +14,12 @@ from gaba_control._validation import (
     check_lambda_min,
     check_no_extra_kwargs,
     check_num_tasks,
+    check_positive_int,
     check_warmup,
 )
 from gaba_control.formulas import (
     comparator_error,
+    decimated_beta,
     ema_update,
     floor_renormalise,
     gate_is_open,
@@ -29,35 +32,47 @@ from ._inject import combine_gradients, inject
 from ._sensor import (
     as_loss_list,
     as_param_lists,
+    as_representation,
     check_reaches_shared,
+    nonfinite_elsewhere,
     shared_norms,
     task_gradients,
 )
 
 __all__ = ["GABALoss", "GABAStep"]
 
-SENSORS = ("exact", "naive")
-NONFINITE_POLICIES = ("zero", "raise")
+#: Sensors; "exact" and "naive" measure the true norms, the other two approximate them.
+SENSORS = ("exact", "naive", "last_layer", "representation")
+NONFINITE_POLICIES = ("zero", "raise", "propagate")
+#: |Σ weights − 1| allowed for a ``weights=`` override.
+WEIGHTS_SUM_TOL = 1e-6
 
 
 @dataclass(frozen=True)
 class GABAStep:
     """Every signal of one :class:`GABALoss` step, as detached tensors (no host sync).
 
-    ``norms``, ``shares``, ``raw``, ``ema``, ``weights`` and ``losses`` have
-    shape ``(K,)``; ``step`` is a long 0-d tensor (1-based), ``active`` and
-    ``valid`` are bool 0-d tensors. ``shares`` and ``raw`` are NaN on an
-    invalid step; ``losses`` is NaN for :meth:`GABALoss.update_from_norms`.
+    ``norms``, ``shares``, ``raw``, ``ema``, ``weights``, ``applied_weights``
+    and ``losses`` have shape ``(K,)``; ``step`` is a long 0-d tensor
+    (1-based), ``active``, ``measured`` and ``valid`` are bool 0-d tensors.
+    ``measured`` is False on the steps a ``refresh_every > 1`` loop skips
+    (``norms``, ``shares``, ``raw`` are NaN there and ``valid`` is False).
+    ``shares`` and ``raw`` are NaN on an invalid step; ``losses`` is NaN for
+    :meth:`GABALoss.update_from_norms`. ``weights`` is GABA's ``λ*``;
+    ``applied_weights`` the weights the returned loss and gradient used
+    (``λ*`` unless ``forward(..., weights=...)`` overrode them).
     """
 
     step: Tensor
     active: Tensor
+    measured: Tensor
     valid: Tensor
     norms: Tensor
     shares: Tensor
     raw: Tensor
     ema: Tensor
     weights: Tensor
+    applied_weights: Tensor
     losses: Tensor
 
     def to_python(self) -> dict:
@@ -82,7 +97,7 @@ class GABALoss(nn.Module):
     same functions as :class:`~gaba_control.controller.GABAController`):
 
     * step ``t ≤ W`` (counted from 1): ``λ* = 1/K``, EMA state untouched; the
-      norms are still measured and recorded;
+      norms are still measured and recorded (``refresh_every = 1``);
     * step ``t > W``: ``λ_raw = 1/K + (1/K − g/Σg)/(K−1)``,
       ``λ̂ ← β λ̂ + (1−β) λ_raw``, ``λ* = max(λ̂, λ_min)/Σ max(λ̂, λ_min)``.
 
@@ -94,30 +109,65 @@ class GABALoss(nn.Module):
     num_tasks : int
         ``K ≥ 2``.
     beta : float
-        EMA coefficient in ``[0, 1)``; default 0.99.
+        EMA coefficient per step in ``[0, 1)``; default 0.99.
     warmup : int
         Gated steps ``W ≥ 0``; default 100.
     lambda_min : float
         Floor in ``[0, 1/K)``; default 0.05.
-    sensor : {"exact", "naive"}
-        ``"exact"`` (default): ``K`` calls of :func:`torch.autograd.grad` over
-        all ``params``; the combined gradient ``Σ λ*_i ∇L_i`` is formed from
-        them and delivered by the returned tensor's backward, so training
-        costs ``K`` backward passes, not ``K + 1``. ``"naive"``: the norms come
-        from ``K`` calls over ``shared_params`` only, and the returned tensor
-        is ``Σ λ*_i L_i`` with its graph, so ``.backward()`` is a ``(K+1)``-th
-        pass; kept as the reference the exact path is tested against.
-    nonfinite : {"zero", "raise"}
-        What a step does when a task's gradient on the shared parameters is
-        not finite (NaN or inf norm). Either way the loop state is not
-        touched by the bad measurement (the EMA and ``λ*`` hold). ``"zero"``
-        (default, no host sync): the step counts, and the exact sensor
-        delivers an all-zero gradient to every parameter, so no NaN reaches
-        ``.grad``; check ``last_step.valid`` to skip ``optimizer.step()``
-        (with momentum optimizers a zero gradient still moves the
-        parameters). ``"raise"``: raise ``FloatingPointError`` before the
-        step counter moves (one host sync per step). The naive sensor
-        delivers its own backward unchanged, non-finite values included.
+    sensor : {"exact", "naive", "last_layer", "representation"}
+        How the norms are measured (backward passes per measured step):
+
+        * ``"exact"`` (default, ``K``): :func:`torch.autograd.grad` of each
+          loss over all ``params``; the combined gradient ``Σ λ*_i ∇L_i`` is
+          formed from them and delivered by the returned tensor's backward,
+          so no ``(K+1)``-th pass.
+        * ``"naive"`` (``K + 1``): the norms from ``K`` gradients over
+          ``shared_params`` only; the returned tensor is ``Σ λ*_i L_i`` with
+          its graph. The reference the exact path is tested against.
+        * ``"last_layer"`` (``K`` partial ``+ 1``): norms over the
+          ``sensor_params`` given to :meth:`forward` (e.g. the last shared
+          layer, as in GradNorm). **An approximation**: it measures another
+          quantity than the shared-parameter norm and gives other weights.
+        * ``"representation"`` (``K`` head-only ``+ 1``): norms of
+          ``∂L_i/∂z`` for the shared representation ``z`` (backbone output)
+          given to :meth:`forward` as ``representation=z``. **An
+          approximation**, with a larger bias than ``last_layer``.
+
+        Measured bias (``python -m benchmarks.bench_sensors --bias
+        --bias-steps 600``: C-MAPSS FD001, MultiTaskCNN, GABA defaults, trained
+        with the exact sensor): the RUL/health norm ratio read by
+        ``last_layer`` is 0.12× the exact one and by ``representation``
+        0.18× (medians over the steps), so their raw ``λ_RUL`` is ~9× and
+        ~6× too large; ``λ*`` differed by at most 0.019 and 0.007 there only
+        because the floor ``λ_min`` dominates both.
+    refresh_every : int
+        Read the sensor every ``N`` steps only (default 1: every step). The
+        schedule and the per-refresh EMA coefficient ``β^N`` are those of
+        :mod:`gaba_control.lti.decimated` (:func:`~gaba_control.lti.decimated.refresh_steps`,
+        :func:`~gaba_control.formulas.decimated_beta`): refreshes at
+        ``t = W+1, W+1+N, …``; nothing is measured during the warmup or
+        between refreshes, where the step is one plain backward of
+        ``Σ λ*_i L_i`` with the held ``λ*``. Average cost ``1 + (c−1)/N``
+        backward passes for a sensor of cost ``c``; the time constant in
+        steps is kept, the noise of ``λ`` grows as
+        :func:`~gaba_control.lti.decimated.decimated_noise_gain`.
+    nonfinite : {"zero", "raise", "propagate"}
+        What a measured step does when a task's gradient norm is not finite
+        (NaN or inf; for the exact sensor a non-finite gradient on *any*
+        parameter counts). In every case the loop state is not touched by the
+        bad measurement (the EMA and ``λ*`` hold; the step counter advances).
+        ``"zero"`` (default, no host sync): the exact sensor delivers an
+        all-zero gradient, so no NaN reaches ``.grad``; check
+        ``last_step.valid`` to skip ``optimizer.step()``. ``"raise"``: raise
+        ``FloatingPointError`` before the step counter moves (one host sync).
+        ``"propagate"``: deliver the non-finite gradient as is, so that
+        :class:`torch.amp.GradScaler` sees it and skips the step (see Notes).
+        The graph sensors always deliver their own backward unchanged.
+    sync_norms : bool or None
+        All-reduce the squared norms over the default process group so that
+        ``λ*`` and the EMA are identical on every rank (one all-reduce of
+        ``K`` floats per measured step). ``None`` (default): on exactly when
+        :mod:`torch.distributed` is initialised with more than one rank.
 
     Attributes
     ----------
@@ -126,7 +176,8 @@ class GABALoss(nn.Module):
     step : Tensor (), long
         Steps taken; warmup is counted in calls.
     last_norms, last_raw, last_weights : Tensor (K,)
-        The latest measurement, raw weights (NaN if invalid) and output ``λ*``.
+        The latest measurement (NaN if none), raw weights (NaN if invalid or
+        not measured) and output ``λ*``.
     last_step : GABAStep or None
         All signals of the latest step (see :meth:`telemetry`).
 
@@ -136,6 +187,35 @@ class GABALoss(nn.Module):
     the EMA update, as in :func:`gaba_control.formulas.measurement_is_valid`;
     ``λ*`` holds. With all norms zero the gradients are finite and the
     combined gradient (with the held ``λ*``) is delivered normally.
+
+    *Distributed*: with ``sync_norms`` each rank measures its local norms
+    ``g_r`` and the loop reads ``√(mean_r g_r²)``, the quadratic mean of the
+    per-rank norms. That is **not** the norm of the averaged gradient
+    ``‖mean_r ∇L_r‖`` a single process would measure on the concatenated
+    batch: it also contains the between-rank gradient noise, so it is at
+    least as large (equal when every rank's gradient is the same). Every
+    rank reads the same number, so ``λ*`` and the state are bit-identical
+    across ranks. The gradient itself is delivered through ``backward()``,
+    so DDP all-reduces it exactly once, as for a plain loss. Every rank must
+    call the module the same number of times (the all-reduce is collective).
+
+    *Mixed precision* with :class:`torch.amp.GradScaler`: pass the scaled
+    losses and use ``nonfinite="propagate"``::
+
+        gaba = GABALoss(K, nonfinite="propagate")
+        with torch.autocast(device, dtype=torch.float16):
+            losses = model_losses(x)
+        loss = gaba([scaler.scale(l) for l in losses], model.parameters(), shared)
+        optimizer.zero_grad(); loss.backward()
+        scaler.step(optimizer); scaler.update()
+
+    The shares are scale-invariant, and a power-of-two scale is exact in
+    floating point, so ``λ*`` is bit-identical to the unscaled one, while the
+    scale keeps float16 gradients from underflowing. On an overflow step the
+    task gradients are non-finite: the loop holds its state and delivers the
+    non-finite gradient, so the scaler skips ``optimizer.step()`` and lowers
+    its scale; the two agree step by step. ``telemetry()["losses"]`` are the
+    scaled losses. bfloat16 autocast needs no scaler.
 
     *Arithmetic*: per-parameter norms accumulate in float32, or float64 when
     a shared parameter is float64; the loop runs in the buffers' dtype,
@@ -148,12 +228,7 @@ class GABALoss(nn.Module):
     ``Tensor.register_hook`` on a parameter also see each per-task gradient,
     as they do for any :func:`torch.autograd.grad` call.
 
-    *Not covered*: ``create_graph`` (higher-order gradients) and AMP float16
-    with a ``GradScaler``: the norms are measured on the unscaled losses,
-    whose float16 gradients may underflow (bfloat16 is fine). Under DDP each
-    rank measures its local norms, so ``λ*`` can differ between ranks
-    unless the norms are all-reduced; the gradient itself is delivered
-    through ``backward()``, so DDP averages it as usual.
+    *Not covered*: ``create_graph`` (higher-order gradients).
 
     Examples
     --------
@@ -177,6 +252,15 @@ class GABALoss(nn.Module):
     (3, True, True)
     >>> bool(abs(t["weights"].sum() - 1.0) < 1e-6)
     True
+
+    The representation sensor reads ``∂L_i/∂z`` instead (an approximation):
+
+    >>> rep = GABALoss(2, warmup=0, sensor="representation")
+    >>> z = backbone(x)
+    >>> losses = [nn.functional.mse_loss(h(z)[:, 0], y[:, i]) for i, h in enumerate(heads)]
+    >>> rep(losses, model.parameters(), backbone.parameters(), representation=z).backward()
+    >>> bool(rep.telemetry()["valid"])
+    True
     """
 
     def __init__(
@@ -187,7 +271,9 @@ class GABALoss(nn.Module):
         warmup: int = 100,
         lambda_min: float = 0.05,
         sensor: str = "exact",
+        refresh_every: int = 1,
         nonfinite: str = "zero",
+        sync_norms: bool | None = None,
         **kwargs,
     ):
         check_no_extra_kwargs(kwargs, "GABALoss")
@@ -197,7 +283,11 @@ class GABALoss(nn.Module):
         self.warmup = check_warmup(warmup)
         self.lambda_min = check_lambda_min(lambda_min, self.num_tasks)
         self.sensor = _check_choice(sensor, SENSORS, "sensor")
+        self.refresh_every = check_positive_int(refresh_every, "refresh_every")
         self.nonfinite = _check_choice(nonfinite, NONFINITE_POLICIES, "nonfinite")
+        if sync_norms is not None and not isinstance(sync_norms, bool):
+            raise TypeError(f"sync_norms must be True, False or None, got {sync_norms!r}")
+        self.sync_norms = sync_norms
         k = self.num_tasks
         # float64 by default: the state is K numbers, so full precision is free and the loop
         # matches the numpy controller out of the box; .float()/.to() convert it.
@@ -208,19 +298,39 @@ class GABALoss(nn.Module):
         self.register_buffer("last_raw", torch.full((k,), float("nan"), **f64))
         self.register_buffer("last_weights", torch.full((k,), 1.0 / k, **f64))
         self.last_step: GABAStep | None = None
+        # Host copy of ``step``: the refresh schedule is decided before any gradient work,
+        # and reading the buffer would synchronise a GPU every step.
+        self._host_step = 0
+        self.register_load_state_dict_post_hook(_sync_host_step)
 
     def extra_repr(self) -> str:
-        return (
+        text = (
             f"num_tasks={self.num_tasks}, beta={self.beta}, warmup={self.warmup}, "
             f"lambda_min={self.lambda_min}, sensor={self.sensor!r}, nonfinite={self.nonfinite!r}"
         )
+        if self.refresh_every != 1:
+            text += f", refresh_every={self.refresh_every}"
+        if self.sync_norms is not None:
+            text += f", sync_norms={self.sync_norms}"
+        return text
 
-    def forward(self, losses, params, shared_params) -> Tensor:
-        """Weight the task losses; return ``Σ λ*_i L_i`` for ``.backward()``.
+    # ------------------------------------------------------------------ forward
+    def forward(
+        self,
+        losses,
+        params,
+        shared_params,
+        *,
+        weights=None,
+        sensor_params=None,
+        representation: Tensor | None = None,
+    ) -> Tensor:
+        """Weight the task losses; return ``Σ λ_i L_i`` for ``.backward()``.
 
-        Every call is one step of the loop (it measures, advances the state
-        and prepares the gradient). To weight losses without a step, e.g. for
-        validation under ``torch.no_grad()``, use ``last_weights`` directly.
+        Every call is one step of the loop (it measures when the schedule
+        says so, advances the state and prepares the gradient). To weight
+        losses without a step, e.g. for validation under ``torch.no_grad()``,
+        use ``last_weights`` directly.
 
         Parameters
         ----------
@@ -231,11 +341,24 @@ class GABALoss(nn.Module):
             ``model.parameters()``); generators are fine. Each must require grad.
         shared_params : iterable of tensors
             The subset of ``params`` the norms are measured on (the backbone).
+        weights : sequence or Tensor (K,), optional
+            Open-loop override: the returned loss and the delivered gradient
+            use these weights instead of ``λ*``, while the loop still
+            measures, advances its state and records its telemetry exactly
+            as without them. Must be finite, ``≥ 0`` and sum to 1 within
+            ``1e-6`` (checked on the host). Recorded as
+            ``last_step.applied_weights``.
+        sensor_params : iterable of tensors
+            With ``sensor="last_layer"`` (and only then): the parameters the
+            approximate norms are read on, a subset of ``params``.
+        representation : Tensor
+            With ``sensor="representation"`` (and only then): the shared
+            representation ``z`` every loss was computed from.
 
         Returns
         -------
         Tensor
-            0-d, value ``Σ λ*_i L_i`` in the losses' dtype.
+            0-d, value ``Σ λ_i L_i`` in the losses' dtype.
 
         Raises
         ------
@@ -243,52 +366,152 @@ class GABALoss(nn.Module):
             For malformed arguments (see the messages); the state is untouched.
         FloatingPointError
             With ``nonfinite="raise"``, for a non-finite task gradient norm.
+
+        Examples
+        --------
+        >>> import torch
+        >>> w = torch.ones(3, requires_grad=True)
+        >>> gaba = GABALoss(2, warmup=0)
+        >>> losses = [w[0] * w[2], 10 * w[1] * w[2]]
+        >>> out = gaba(losses, [w], [w], weights=[0.25, 0.75])
+        >>> out.item(), gaba.telemetry()["applied_weights"].tolist()
+        (7.75, [0.25, 0.75])
         """
         losses = as_loss_list(losses, self.num_tasks)
         params, shared_index = as_param_lists(params, shared_params)
-        if self.sensor == "exact":
-            return self._forward_exact(losses, params, shared_index)
-        return self._forward_naive(losses, [params[j] for j in shared_index])
+        applied = None if weights is None else self._checked_weights(weights)
+        sensor_inputs = self._sensor_inputs(params, shared_index, sensor_params, representation)
+        if not self._measures(self._host_step + 1):
+            out = self._forward_unmeasured(losses, applied)
+        elif self.sensor == "exact":
+            out = self._forward_exact(losses, params, shared_index, applied)
+        else:
+            out = self._forward_graph(losses, sensor_inputs, applied)
+        return out
 
-    def _forward_exact(self, losses, params, shared_index) -> Tensor:
+    def _sensor_inputs(self, params, shared_index, sensor_params, representation):
+        """The tensors a graph sensor differentiates with respect to (checked up front)."""
+        if self.sensor != "last_layer" and sensor_params is not None:
+            raise ValueError(
+                f"sensor_params is only used with sensor='last_layer' (sensor={self.sensor!r})"
+            )
+        if self.sensor != "representation" and representation is not None:
+            raise ValueError(
+                f"representation is only used with sensor='representation' (sensor={self.sensor!r})"
+            )
+        if self.sensor == "last_layer":
+            if sensor_params is None:
+                raise ValueError("sensor='last_layer' needs sensor_params= (e.g. the last layer)")
+            _, index = as_param_lists(params, sensor_params)
+            return [params[j] for j in index]
+        if self.sensor == "representation":
+            return [as_representation(representation)]
+        return [params[j] for j in shared_index]
+
+    def _forward_exact(self, losses, params, shared_index, applied) -> Tensor:
         task_grads = task_gradients(losses, params, retain_last=False)
         check_reaches_shared(task_grads, shared_index)
         norms = shared_norms(task_grads, shared_index, device=self.ema.device, dtype=self.ema.dtype)
-        weights = self._advance(norms, losses)
-        finite = torch.all(torch.isfinite(norms))
-        combined = combine_gradients(task_grads, weights, finite)
+        # A non-finite gradient outside the shared parameters makes the step invalid too, so
+        # the loop agrees with a GradScaler, which inspects every gradient.
+        bad = nonfinite_elsewhere(task_grads, shared_index, device=norms.device)
+        norms = torch.where(bad, float("nan"), norms)
+        norms = self._synced(norms)
+        used = self._step_with(norms, losses, applied)
+        finite = None if self.nonfinite == "propagate" else torch.all(torch.isfinite(norms))
+        combined = combine_gradients(task_grads, used, finite)
         value_dtype = _loss_dtype(losses)
         return inject(
-            weights.to(value_dtype).to(losses[0].device),
+            used.to(value_dtype).to(losses[0].device),
             torch.stack([loss.detach().to(value_dtype) for loss in losses]),
             combined,
             params,
         )
 
-    def _forward_naive(self, losses, shared) -> Tensor:
-        task_grads = task_gradients(losses, shared, retain_last=True)
-        check_reaches_shared(task_grads, range(len(shared)))
+    def _forward_graph(self, losses, inputs, applied) -> Tensor:
+        task_grads = task_gradients(losses, inputs, retain_last=True)
+        check_reaches_shared(task_grads, range(len(inputs)))
         norms = shared_norms(
-            task_grads, range(len(shared)), device=self.ema.device, dtype=self.ema.dtype
+            task_grads, range(len(inputs)), device=self.ema.device, dtype=self.ema.dtype
         )
-        weights = self._advance(norms, losses).to(_loss_dtype(losses)).to(losses[0].device)
-        return sum(weights[i] * loss for i, loss in enumerate(losses))
+        used = self._step_with(self._synced(norms), losses, applied)
+        return _weighted_sum(losses, used)
 
+    def _forward_unmeasured(self, losses, applied) -> Tensor:
+        nan = torch.full_like(self.ema, float("nan"))
+        return _weighted_sum(losses, self._step_with(nan, losses, applied))
+
+    def _step_with(self, norms: Tensor, losses, applied) -> Tensor:
+        """Advance the loop; return (and record) the weights the gradient is formed with."""
+        gaba_weights = self._advance(norms, losses)
+        used = gaba_weights if applied is None else applied
+        self.last_step = replace(self.last_step, applied_weights=used.detach().clone())
+        return used
+
+    def _synced(self, norms: Tensor) -> Tensor:
+        if not self._sync_active():
+            return norms
+        squared = norms * norms
+        dist.all_reduce(squared, op=dist.ReduceOp.SUM)
+        return torch.sqrt(squared / dist.get_world_size())
+
+    def _sync_active(self) -> bool:
+        running = dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+        return running if self.sync_norms is None else (self.sync_norms and running)
+
+    def _measures(self, step: int) -> bool:
+        """Whether the sensor is read at 1-based ``step`` (``lti.decimated.refresh_steps``)."""
+        if self.refresh_every == 1:
+            return True  # the plain loop measures every step, the warmup included
+        return bool(gate_is_open(step, self.warmup)) and (
+            (step - self.warmup - 1) % self.refresh_every == 0
+        )
+
+    def _checked_weights(self, weights) -> Tensor:
+        if isinstance(weights, Tensor):
+            w = weights.detach()
+            w = w if w.is_floating_point() else w.to(torch.float64)
+        else:  # python floats: keep their float64 value (as_tensor would round to float32)
+            w = torch.as_tensor(weights, dtype=torch.float64)
+        if w.shape != (self.num_tasks,):
+            raise ValueError(
+                f"weights must have shape ({self.num_tasks},), got shape {tuple(w.shape)}"
+            )
+        host = w.cpu().to(torch.float64)
+        if not bool(torch.all(torch.isfinite(host))) or bool(torch.any(host < 0)):
+            raise ValueError(f"weights must be finite and >= 0, got {host.tolist()}")
+        if abs(float(host.sum()) - 1.0) > WEIGHTS_SUM_TOL:
+            raise ValueError(
+                f"weights must sum to 1 within {WEIGHTS_SUM_TOL:g}, got sum {float(host.sum())!r}"
+            )
+        return w.to(device=self.ema.device, dtype=self.ema.dtype)
+
+    # ------------------------------------------------------------------ the loop
     @torch.no_grad()
     def _advance(self, norms: Tensor, losses=None) -> Tensor:
-        """One step of the loop from measured norms ``(K,)``; updates the buffers in place."""
-        if self.nonfinite == "raise" and not bool(torch.all(torch.isfinite(norms))):
+        """One step of the loop from measured norms ``(K,)``; updates the buffers in place.
+
+        Returns ``λ*``. The row is read only on a measured step (every step
+        for ``refresh_every = 1``); otherwise the state holds.
+        """
+        measured = self._measures(self._host_step + 1)
+        if not measured:
+            norms = torch.full_like(norms, float("nan"))
+        elif self.nonfinite == "raise" and not bool(torch.all(torch.isfinite(norms))):
             raise FloatingPointError(
                 f"non-finite task gradient norm(s) {norms.tolist()} on the shared parameters "
-                f"at step {int(self.step) + 1}; state left unchanged"
+                f"(the exact sensor also reports NaN for a non-finite gradient elsewhere) "
+                f"at step {self._host_step + 1}; state left unchanged"
             )
         k = self.num_tasks
         self.step += 1
+        self._host_step += 1
         active = gate_is_open(self.step, self.warmup)
         valid = measurement_is_valid(norms)
         shares = sensor_shares(norms)
         raw = proportional_law(comparator_error(shares, k), k)
-        ema = torch.where(active & valid, ema_update(self.ema, raw, self.beta), self.ema)
+        beta = decimated_beta(self.beta, self.refresh_every)
+        ema = torch.where(active & valid, ema_update(self.ema, raw, beta), self.ema)
         uniform = torch.full_like(ema, 1.0 / k)
         weights = torch.where(active, floor_renormalise(ema, self.lambda_min), uniform)
         self.ema.copy_(ema)
@@ -302,12 +525,14 @@ class GABALoss(nn.Module):
         self.last_step = GABAStep(
             step=self.step.clone(),
             active=active,
+            measured=torch.tensor(measured, device=ema.device),
             valid=valid,
             norms=norms.clone(),
             shares=shares,
             raw=raw,
             ema=ema,
             weights=weights,
+            applied_weights=weights,
             losses=loss_values,
         )
         return weights
@@ -316,8 +541,12 @@ class GABALoss(nn.Module):
         """Run the loop on given gradient norms, as :meth:`forward` would after measuring them.
 
         For replaying recorded norms and for parity checks against
-        :class:`~gaba_control.controller.GABAController`. State advances
-        exactly as in :meth:`forward`.
+        :class:`~gaba_control.controller.GABAController` and
+        :func:`~gaba_control.lti.decimated.simulate_decimated`. State advances
+        exactly as in :meth:`forward`; with ``refresh_every > 1`` the rows of
+        the steps that are not refreshes are ignored, as the sensor would not
+        have been read there. The norms are used as given: no all-reduce
+        (``sync_norms`` applies to :meth:`forward` only).
 
         Parameters
         ----------
@@ -351,9 +580,9 @@ class GABALoss(nn.Module):
     def telemetry(self) -> dict:
         """The latest step's signals as python/numpy values (synchronises the device).
 
-        Keys: ``step``, ``active``, ``valid``, ``norms``, ``shares``, ``raw``,
-        ``ema``, ``weights``, ``losses``. Raises ``RuntimeError`` before the
-        first step.
+        Keys: ``step``, ``active``, ``measured``, ``valid``, ``norms``,
+        ``shares``, ``raw``, ``ema``, ``weights``, ``applied_weights``,
+        ``losses``. Raises ``RuntimeError`` before the first step.
         """
         if self.last_step is None:
             raise RuntimeError("GABALoss has not taken a step yet; call it (or update_from_norms)")
@@ -364,10 +593,20 @@ class GABALoss(nn.Module):
         """Back to step 0 with the EMA and weights at ``1/K``."""
         self.ema.fill_(1.0 / self.num_tasks)
         self.step.zero_()
+        self._host_step = 0
         self.last_norms.fill_(float("nan"))
         self.last_raw.fill_(float("nan"))
         self.last_weights.fill_(1.0 / self.num_tasks)
         self.last_step = None
+
+
+def _sync_host_step(module: GABALoss, incompatible_keys) -> None:
+    module._host_step = int(module.step)
+
+
+def _weighted_sum(losses, weights: Tensor) -> Tensor:
+    w = weights.to(_loss_dtype(losses)).to(losses[0].device)
+    return sum(w[i] * loss for i, loss in enumerate(losses))
 
 
 def _check_choice(value, choices: tuple[str, ...], name: str) -> str:

@@ -1,0 +1,340 @@
+"""Cost of GABALoss's sensor modes per training step, and the bias of the approximate sensors.
+
+Run: ``python -m benchmarks.bench_sensors [--quick] [--device cuda] [--bias]``.
+
+Timing: one training step (forward, gradient work, optimizer step) of the
+C-MAPSS CNN (:class:`gaba_control.cmapss.model.MultiTaskCNN`, batch 256,
+synthetic windows) and of a wider backbone, with ``K`` heads (RUL and health,
+plus extra regression heads for ``K > 2``). Every method has its own copy of
+the model and optimizer, and the methods are timed *interleaved* (one step of
+each, in rotating order, repeated), so a change of machine load hits them
+alike; the table gives medians in ms (for ``refresh10`` the median of
+10-step block means, so the refresh steps count) and ratios to ``equal`` (one backward of
+``Σ L_i / K``). Peak memory: CUDA ``max_memory_allocated``; CPU the RSS
+high-water (``resource.getrusage``) gained by a few training steps, each
+method in a fresh subprocess (``tracemalloc`` cannot see torch's allocator).
+
+``--bias``: trains the C-MAPSS model (FD001, real data) with the exact sensor
+and, on the same batches and parameters, also reads the two approximate
+sensors; each norm sequence is replayed through a :class:`GABALoss`, and the
+table compares the RUL/health norm ratio and ``λ_RUL`` of each sensor.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import time
+
+import numpy as np
+import torch
+from torch import nn
+
+from gaba_control.cmapss.model import MultiTaskCNN
+from gaba_control.formulas import raw_weights
+from gaba_control.nn import GABALoss
+
+METHODS = ("equal", "naive", "exact", "refresh10", "last_layer", "representation")
+#: backbone backward passes per step (average), for K tasks
+PASSES = {
+    "equal": lambda k: "1",
+    "naive": lambda k: f"{k + 1}",
+    "exact": lambda k: f"{k}",
+    "refresh10": lambda k: f"1 + {k - 1}/10",
+    "last_layer": lambda k: f"{k} partial + 1",
+    "representation": lambda k: f"{k} heads-only + 1",
+}
+BACKBONES = {
+    "cmapss": {},  # the model the project trains: 64 channels, 256 features
+    "wide": {"conv_channels": 128, "hidden": 512},
+}
+CHANNELS, WINDOW, BATCH = 14, 30, 256
+REFRESH = 10
+
+
+class MultiHead(nn.Module):
+    """MultiTaskCNN's backbone with ``K`` heads: RUL (MSE), health (CE), extra MSE heads."""
+
+    def __init__(self, num_tasks: int, **cnn_kwargs):
+        super().__init__()
+        cnn = MultiTaskCNN(CHANNELS, WINDOW, **cnn_kwargs)
+        self.backbone = cnn.backbone
+        hidden = cnn.rul_head[0].in_features
+        extra = [
+            nn.Sequential(nn.Linear(hidden, 64), nn.ReLU(), nn.Linear(64, 1))
+            for _ in range(num_tasks - 2)
+        ]
+        self.heads = nn.ModuleList([cnn.rul_head, cnn.health_head, *extra])
+
+    def last_shared(self) -> nn.Module:
+        return [m for m in self.backbone if isinstance(m, nn.Linear)][-1]
+
+    def losses(self, x, rul, health):
+        z = self.backbone(x)
+        out = [nn.functional.mse_loss(self.heads[0](z).squeeze(-1), rul)]
+        out.append(nn.functional.cross_entropy(self.heads[1](z), health))
+        for i, head in enumerate(self.heads[2:], start=2):
+            out.append(nn.functional.mse_loss(head(z).squeeze(-1), rul * (0.5 + 0.25 * i)))
+        return out, z
+
+
+def synthetic_batch(device, seed=0):
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.randn(BATCH, CHANNELS, WINDOW, generator=gen)
+    rul = torch.rand(BATCH, generator=gen) * 125.0
+    health = torch.randint(0, 3, (BATCH,), generator=gen)
+    return x.to(device), rul.to(device), health.to(device)
+
+
+class Runner:
+    """One method's model, optimizer and loss module; ``step()`` is one training step."""
+
+    def __init__(self, method: str, model: MultiHead, num_tasks: int):
+        self.method = method
+        self.model = model
+        self.opt = torch.optim.Adam(model.parameters(), lr=1e-4)
+        kwargs = {"warmup": 0}
+        if method == "refresh10":
+            self.gaba = GABALoss(num_tasks, refresh_every=REFRESH, **kwargs)
+        elif method != "equal":
+            self.gaba = GABALoss(num_tasks, sensor=method, **kwargs)
+        if method != "equal":
+            self.gaba.to(next(model.parameters()).device)
+        self.num_tasks = num_tasks
+
+    def step(self, batch) -> None:
+        losses, z = self.model.losses(*batch)
+        if self.method == "equal":
+            loss = sum(losses) / self.num_tasks
+        else:
+            extra = {}
+            if self.method == "last_layer":
+                extra["sensor_params"] = self.model.last_shared().parameters()
+            elif self.method == "representation":
+                extra["representation"] = z
+            loss = self.gaba(
+                losses, self.model.parameters(), self.model.backbone.parameters(), **extra
+            )
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt.step()
+
+
+def _sync(device):
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def time_methods(backbone, num_tasks, device, reps, warm, methods=METHODS):
+    """Median ms per step of each method, timed interleaved in one process."""
+    torch.manual_seed(0)
+    base = MultiHead(num_tasks, **BACKBONES[backbone]).to(device)
+    runners = [Runner(m, copy.deepcopy(base), num_tasks) for m in methods]
+    batch = synthetic_batch(device)
+    times = {m: [] for m in methods}
+    for r in range(warm + reps):
+        shift = r % len(runners)
+        for runner in runners[shift:] + runners[:shift]:  # rotate the order every round
+            _sync(device)
+            start = time.perf_counter()
+            runner.step(batch)
+            _sync(device)
+            if r >= warm:
+                times[runner.method].append(time.perf_counter() - start)
+    return {m: 1e3 * _typical(m, t) for m, t in times.items()}
+
+
+def _typical(method: str, times: list[float]) -> float:
+    """Median step time; for refresh10 the median over blocks of 10 consecutive steps of the
+    block mean (each block holds exactly one refresh, which a plain median would hide)."""
+    if method != "refresh10" or len(times) < REFRESH:
+        return statistics.median(times)
+    blocks = [times[i : i + REFRESH] for i in range(0, len(times) - REFRESH + 1, REFRESH)]
+    return statistics.median(statistics.fmean(b) for b in blocks)
+
+
+def peak_memory_mb(backbone, num_tasks, device, method, steps=5) -> float:
+    """Extra peak memory of ``steps`` training steps (CUDA allocator, or CPU RSS high-water)."""
+    if device.type == "cuda":
+        torch.manual_seed(0)
+        runner = Runner(method, MultiHead(num_tasks, **BACKBONES[backbone]).to(device), num_tasks)
+        batch = synthetic_batch(device)
+        torch.cuda.synchronize(device)
+        torch.cuda.reset_peak_memory_stats(device)
+        before = torch.cuda.memory_allocated(device)
+        for _ in range(steps):
+            runner.step(batch)
+        torch.cuda.synchronize(device)
+        return (torch.cuda.max_memory_allocated(device) - before) / 2**20
+    cmd = [
+        sys.executable,
+        "-m",
+        "benchmarks.bench_sensors",
+        "--memory-child",
+        json.dumps({"backbone": backbone, "k": num_tasks, "method": method, "steps": steps}),
+    ]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True)
+    return float(out.stdout.strip().splitlines()[-1])
+
+
+def _memory_child(spec: str) -> None:
+    spec = json.loads(spec)
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    runner = Runner(spec["method"], MultiHead(spec["k"], **BACKBONES[spec["backbone"]]), spec["k"])
+    batch = synthetic_batch(torch.device("cpu"))
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
+    for _ in range(spec["steps"]):
+        runner.step(batch)
+    after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print((after - before) / 1024)
+
+
+def _load() -> str:
+    return "load average (1/5/15 min): " + " / ".join(f"{v:.2f}" for v in os.getloadavg())
+
+
+def benchmark_table(args) -> str:
+    device = torch.device(args.device)
+    lines = [
+        f"torch {torch.__version__}, {platform.processor() or platform.machine()}, "
+        f"device {device}, threads {torch.get_num_threads()}, batch {BATCH}, "
+        f"{args.reps} interleaved steps per method (median), {_load()} at start",
+        "",
+    ]
+    header = "| backbone | K | method | backbone backward passes | ms/step | × equal |"
+    header += " peak MB | × equal |" if args.memory else ""
+    lines += [header, header_rule(header)]
+    if args.stream:
+        print("\n".join(lines), flush=True)
+    for backbone in args.backbones:
+        for k in args.ks:
+            ms = time_methods(backbone, k, device, args.reps, args.warm)
+            mem = (
+                {m: peak_memory_mb(backbone, k, device, m) for m in METHODS} if args.memory else {}
+            )
+            for m in METHODS:
+                row = f"| {backbone} | {k} | {m} | {PASSES[m](k)} | {ms[m]:.1f} | "
+                row += f"{ms[m] / ms['equal']:.2f} |"
+                if args.memory:
+                    ratio = mem[m] / mem["equal"] if mem["equal"] > 0 else float("nan")
+                    row += f" {mem[m]:.0f} | {ratio:.2f} |"
+                lines.append(row)
+                if args.stream:
+                    print(row, flush=True)
+    lines += ["", f"{_load()} at end"]
+    return "\n".join(lines)
+
+
+def header_rule(header: str) -> str:
+    return "|" + " --- |" * (header.count("|") - 1)
+
+
+# ------------------------------------------------------------------ approximate-sensor bias
+
+
+def sensor_bias(steps: int, report_at, subset="FD001", seed=0) -> str:
+    """Norm ratio RUL/health and λ_RUL per sensor along one exact-sensor training run."""
+    from gaba_control.cmapss.data import load_subset
+
+    data = load_subset(subset)
+    torch.manual_seed(seed)
+    model = MultiTaskCNN(data.num_channels, data.window)
+    gaba = GABALoss(2)  # the project's defaults: β 0.99, W 100, λ_min 0.05
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    gen = torch.Generator().manual_seed(seed)
+    shared = list(model.backbone.parameters())
+    last = list(model.backbone[5].parameters())  # Linear(64·window → 256), the last shared layer
+    norms = {"exact": [], "last_layer": [], "representation": []}
+    n = data.x_train.shape[0]
+    for _ in range(steps):
+        idx = torch.randint(0, n, (BATCH,), generator=gen)
+        x, rul, health = data.x_train[idx], data.rul_train[idx], data.health_train[idx]
+        z = model.backbone(x)
+        losses = [
+            nn.functional.mse_loss(model.rul_head(z).squeeze(-1), rul),
+            nn.functional.cross_entropy(model.health_head(z), health),
+        ]
+        for name, inputs in (("last_layer", last), ("representation", [z])):
+            row = []
+            for loss in losses:
+                grads = torch.autograd.grad(loss, inputs, retain_graph=True)
+                row.append(float(torch.sqrt(sum((g.double() ** 2).sum() for g in grads))))
+            norms[name].append(row)
+        loss = gaba(losses, model.parameters(), shared)
+        norms["exact"].append(gaba.last_norms.tolist())
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    lam = {name: GABALoss(2).update_from_norms(np.array(g)).numpy() for name, g in norms.items()}
+    g = {name: np.array(v) for name, v in norms.items()}
+    lines = [
+        f"C-MAPSS {subset}, MultiTaskCNN, batch {BATCH}, Adam 1e-3, GABA defaults (β 0.99, "
+        f"W 100, λ_min 0.05), trained with the exact sensor; seed {seed}",
+        "",
+        "| step | sensor | g_RUL / g_health | λ_RUL | λ_RUL − exact |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for t in report_at:
+        for name in norms:
+            ratio = g[name][t - 1, 0] / g[name][t - 1, 1]
+            d = lam[name][t - 1, 0] - lam["exact"][t - 1, 0]
+            lines.append(f"| {t} | {name} | {ratio:.3g} | {lam[name][t - 1, 0]:.4f} | {d:+.4f} |")
+    lines.append("")
+    active = slice(100, steps)
+    for name in norms:
+        own = g[name][:, 0] / g[name][:, 1]
+        ratio = own / (g["exact"][:, 0] / g["exact"][:, 1])
+        dev = np.abs(lam[name][active, 0] - lam["exact"][active, 0])
+        raw_rul = np.median(raw_weights(g[name])[:, 0])
+        lines.append(
+            f"{name}: median g_RUL/g_health {np.median(own):.3g}, median ratio to exact's "
+            f"{np.median(ratio):.3g}; median raw λ_RUL {raw_rul:.4f}; mean |λ*_RUL − exact| "
+            f"over the active steps {dev.mean():.4f} (max {dev.max():.4f})"
+        )
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="smoke run: K=2, few steps")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (CPU)")
+    parser.add_argument("--bias", action="store_true", help="approximate-sensor bias instead")
+    parser.add_argument("--bias-steps", type=int, default=300)
+    parser.add_argument("--ks", type=int, nargs="+", default=None, help="K values (2 4 8)")
+    parser.add_argument("--backbones", nargs="+", default=None, choices=list(BACKBONES))
+    parser.add_argument("--memory-child", default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.memory_child is not None:
+        _memory_child(args.memory_child)
+        return 0
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.device.startswith("cuda") and not torch.cuda.is_available():
+        print("CUDA is not available: skipping the CUDA benchmark")
+        return 0
+    if args.bias:
+        steps = 30 if args.quick else args.bias_steps
+        at = [1, 10, 30] if args.quick else [t for t in (1, 100, 101, 200, 300, 600) if t <= steps]
+        print(sensor_bias(steps, at))
+        return 0
+    args.ks = args.ks or ([2] if args.quick else [2, 4, 8])
+    args.backbones = args.backbones or (["cmapss"] if args.quick else list(BACKBONES))
+    args.reps, args.warm = (10, 1) if args.quick else (60, 3)
+    args.memory = not args.quick
+    args.stream = not args.quick  # rows as they come (a full run takes minutes)
+    table = benchmark_table(args)
+    print("\n\n" + table if args.stream else table)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
