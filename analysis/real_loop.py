@@ -83,7 +83,10 @@ class RealLoopResponse:
             "ratio_epoch_median_max": float(np.nanmax(epoch_medians)) if epoch_medians else np.nan,
             "ratio_epoch_argmax": int(np.unique(self.epoch)[int(np.nanargmax(epoch_medians))])
             if epoch_medians else -1,
-            "ratio_smoothed_max": {w: float(np.nanmax(r)) for w, r in self.ratio_smoothed.items()},
+            "ratio_smoothed_max": {
+                w: float(np.nanmax(r)) if np.isfinite(r).any() else float("nan")
+                for w, r in self.ratio_smoothed.items()
+            },
             "floor_fraction": self.floor_fraction,
             "share_raw_small": _median(self.share_raw[post, small]),
             "share_weighted_small": _median(self.share_weighted[post, small]),
