@@ -1,7 +1,7 @@
 """The ``gaba-control`` console script: the library's commands plus the studies'.
 
 The library's own parser (:func:`gaba_control.cli.build_parser`, with ``train``)
-is extended here with ``report``, so that imports keep going one way
+is extended here with ``report`` and ``compare``, so that imports keep going one way
 (``analysis`` → ``gaba_control``).
 
 >>> main(["--help"])  # doctest: +ELLIPSIS
@@ -26,8 +26,14 @@ def _report(args: argparse.Namespace) -> int:
     return run_from_args(args)
 
 
+def _compare(args: argparse.Namespace) -> int:
+    from analysis.compare import run_from_args
+
+    return run_from_args(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    """``train`` from the library, ``report`` from the studies."""
+    """``train`` from the library, ``report`` and ``compare`` from the studies."""
     from analysis.report import add_arguments
 
     parser = library_cli.build_parser()
@@ -40,6 +46,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_arguments(report)
     report.set_defaults(handler=_report)
+    from analysis.compare import add_arguments as add_compare_arguments
+
+    compare = subparsers.add_parser(
+        "compare",
+        help="train methods x seeds x subsets (cached, parallel) and compare them paired",
+        description="Run every (subset, method, seed) as a cached job; write runs.csv, "
+        "summary tables (mean ± std, paired tests vs gaba) and figures to --out.",
+    )
+    add_compare_arguments(compare)
+    compare.set_defaults(handler=_compare)
     return parser
 
 

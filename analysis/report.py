@@ -29,6 +29,7 @@ STUDIES = (
     "analysis.bounds",
     "analysis.closed_loop",
     "analysis.real_loop",
+    "analysis.compare",
     "analysis.seed_audit",
 )
 

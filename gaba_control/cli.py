@@ -25,7 +25,7 @@ def _add_train(subparsers) -> None:
 
     parser = subparsers.add_parser(
         "train",
-        help="train the multi-task CNN on C-MAPSS (gaba or equal weights)",
+        help="train the multi-task CNN on C-MAPSS (gaba, equal, fixed, schedule or replay weights)",
         description="Train the multi-task CNN on one C-MAPSS subset; writes checkpoint.pt, "
         "metrics.json and trace.npz to --out.",
     )

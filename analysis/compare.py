@@ -1,0 +1,980 @@
+r"""Feedback or schedule? Paired multi-seed comparisons of weighting methods on C-MAPSS.
+
+``gaba-control compare --subsets FD001 FD002 --methods gaba equal schedule --seeds 0 1 2``
+
+Every (subset, method, seed) is one independent training job
+(:func:`gaba_control.cmapss.train.train`); the methods differ only in where the
+applied weights come from (see :mod:`gaba_control.cmapss.train`). Jobs run
+through :class:`joblib.Parallel`:
+
+* ``--jobs N`` (default 1): local processes (joblib's ``loky`` backend), each job
+  with ``torch.set_num_threads(1)`` when ``N > 1``;
+* ``--backend dask``: the jobs go to a Dask cluster through
+  ``joblib.parallel_config(backend="dask")``; the scheduler is
+  ``$DASK_SCHEDULER_ADDRESS`` if set, else a local cluster of ``N`` one-thread
+  workers (needs ``pip install "dask[distributed]"``);
+* ``--backend ray``: the same through Ray's joblib backend (``ray.init`` with
+  ``$RAY_ADDRESS`` if set, else local; needs ``pip install ray``).
+  Neither is a dependency: they are imported only when asked for.
+
+Cache
+-----
+Each job writes into ``<cache>/<subset>/<method>/seed<seed>-<hash>/`` (default
+cache :data:`DEFAULT_CACHE`, ``runs/compare``, outside git; comparisons share it,
+so a run with the same configuration is trained once) with ``hash`` the first 12
+hex digits of the SHA-256 of everything that defines the run (the training configuration, and for
+``schedule``/``replay`` the ratio or the replayed run's hash). ``metrics.json``
+is written last and atomically, so a directory with it is a finished job and is
+skipped on rerun; an interrupted comparison resumes with the unfinished jobs
+(they restart from scratch). The checkpoint is deleted after a finished job.
+A job that raises is recorded with ``"status": "crashed"`` and the error; a run
+with a non-finite loss has ``"status": "diverged"``; both are counted in the
+table (``n ok / n``), never dropped, and are not retried on rerun (delete the
+directory to retry).
+
+Open-loop references
+--------------------
+``schedule`` for a subset uses, unless ``--schedule-ratio`` is given, the median
+post-warmup ratio ``g_RUL/g_health`` of that subset's GABA run with the first
+seed of the comparison; ``replay`` on seed ``s_i`` applies the ``λ*`` of the GABA
+run on the next seed ``s_{i+1}`` (cyclically; with one seed its own), so the
+trajectory is GABA's but the noise it reacted to is another run's. GABA runs
+are therefore always included, and these two methods run in a second phase.
+
+Outputs in ``--out``
+--------------------
+``runs.csv`` (one row per job: status, metrics, trace statistics),
+``summary.csv`` / ``summary.md`` (mean ± std per subset and method, paired
+differences against GABA with paired t-test and Wilcoxon signed-rank p-values
+and Cohen's ``d_z``, trace statistics) and the figures ``compare_paired_*``,
+``compare_lambda``, ``compare_ratio`` (PNG + SVG). :func:`comparison_response`
+rebuilds everything from ``runs.csv`` without training; :func:`run` is the
+report's hook ("Feedback or schedule?").
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import csv
+import functools
+import hashlib
+import io
+import json
+import math
+import os
+import sys
+import time
+import traceback
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from analysis._common import Claim, Study, atomic_write_text, new_figure, save_figure
+from analysis.real_loop import real_loop_response, rolling_median
+from gaba_control.theory import settling_steps
+
+__all__ = [
+    "METRICS",
+    "ComparisonResponse",
+    "Job",
+    "add_arguments",
+    "compare",
+    "comparison_response",
+    "comparison_study",
+    "paired_statistics",
+    "plan_jobs",
+    "run",
+    "run_from_args",
+    "trace_statistics",
+]
+
+CACHE_VERSION = 1
+#: where the run directories go unless ``cache`` is given (git-ignored)
+DEFAULT_CACHE = Path("runs/compare")
+#: metric key in metrics.json → (label, lower is better)
+METRICS = {
+    "test_rmse": ("test RMSE (cycles)", True),
+    "test_phm08_score": ("PHM08 score", True),
+    "test_macro_f1": ("health macro-F1", False),
+    "val_rmse": ("validation RMSE (cycles)", True),
+}
+OPEN_LOOP = ("schedule", "replay")
+#: rolling-median windows (steps) for the "peak ratio" statistics
+RATIO_WINDOWS = (10, 50, 250)
+#: significance level of the claims
+ALPHA = 0.05
+#: fewest paired seeds for a claim to be testable
+MIN_SEEDS = 5
+#: committed comparisons the report reads, most complete first
+_REPO = Path(__file__).resolve().parents[1]
+COMMITTED = (_REPO / "results/compare", _REPO / "results/compare-issue3")
+#: committed traces, ``<subset>-<method>-seed<seed>.npz``
+TRACES = _REPO / "results/traces"
+TRACE_FIELDS = (
+    "ratio_first",
+    "ratio_median",
+    "ratio_max",
+    "ratio_epoch_median_max",
+    "ratio_epoch_argmax",
+    *(f"ratio_rolling_max_{w}" for w in RATIO_WINDOWS),
+    "ratio_median_second_half",
+    "floor_fraction",
+    "share_weighted_small",
+    "share_raw_small",
+    "lambda_rul_median",
+    "lambda_std",
+    "lambda_std_settled",
+    "raw_std",
+)
+#: the EMA counts as settled once its initial gap is below this fraction
+SETTLED_FRACTION = 0.01
+
+
+# ----------------------------------------------------------------------------- jobs
+@dataclass(frozen=True)
+class Job:
+    """One training run of a comparison."""
+
+    subset: str
+    method: str
+    seed: int
+    config: dict  # TrainConfig fields except out/progress
+    key: dict  # what the cache hash is computed from
+    directory: str
+
+    @property
+    def name(self) -> str:
+        return f"{self.subset}/{self.method}/seed{self.seed}"
+
+
+def _hash(key: dict) -> str:
+    text = json.dumps(key, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def _base_config(*, quick: bool, epochs: int | None, threads: int | None, **train_kwargs) -> dict:
+    from gaba_control.cmapss.train import QUICK_WARMUP, TrainConfig
+
+    config = asdict(TrainConfig())
+    config.update(quick=quick, threads=threads, progress=False)
+    if quick:
+        config["warmup"] = QUICK_WARMUP
+    if epochs is not None:
+        config["epochs"] = epochs
+    for name, value in train_kwargs.items():
+        if name not in config:
+            raise TypeError(f"unknown training option {name!r}")
+        if value is not None:
+            config[name] = value
+    return config
+
+
+def _job(cache: Path, subset: str, method: str, seed: int, base: dict, extra: dict) -> Job:
+    config = {**base, "subset": subset, "method": method, "seed": seed}
+    config.update({k: v for k, v in extra.items() if k in config})
+    ignored = {"out", "progress", "threads", "data_dir", "schedule_from", "replay_trace"}
+    key = {k: v for k, v in config.items() if k not in ignored}
+    key.update({"cache_version": CACHE_VERSION, **{k: v for k, v in extra.items()
+                                                   if k not in config}})
+    directory = cache / subset / method / f"seed{seed}-{_hash(key)}"
+    return Job(subset, method, seed, config, key, str(directory))
+
+
+def plan_jobs(
+    subsets, methods, seeds, *, cache: Path, base: dict, phase: int, gaba_jobs=None,
+    schedule_ratio: float | None = None,
+) -> list[Job]:
+    """The jobs of one phase: 1 = everything closed-form, 2 = schedule/replay from GABA's runs."""
+    jobs = []  # seed-major: an interrupted comparison leaves complete pairs behind
+    for subset in subsets:
+        for i, seed in enumerate(seeds):
+            for method in methods:
+                if (method in OPEN_LOOP) != (phase == 2):
+                    continue
+                extra = {}
+                if method == "schedule":
+                    extra = _schedule_extra(subset, seeds, gaba_jobs, schedule_ratio)
+                elif method == "replay":
+                    source = gaba_jobs[(subset, seeds[(i + 1) % len(seeds)])]
+                    extra = {
+                        "replay_trace": str(Path(source.directory) / "trace.npz"),
+                        "replay_of": {"seed": source.seed, "hash": Path(source.directory).name},
+                    }
+                jobs.append(_job(cache, subset, method, seed, base, extra))
+    return jobs
+
+
+def _schedule_extra(subset, seeds, gaba_jobs, schedule_ratio) -> dict:
+    if schedule_ratio is not None:
+        return {"schedule_ratio": float(schedule_ratio)}
+    from gaba_control.cmapss.train import median_ratio
+    from gaba_control.trace import load_trace
+
+    source = gaba_jobs[(subset, seeds[0])]
+    path = Path(source.directory) / "trace.npz"
+    try:
+        ratio = median_ratio(load_trace(path))
+    except (OSError, ValueError) as error:  # the reference run crashed: the job records it
+        return {"schedule_error": f"no schedule ratio from {path}: {error}"}
+    return {"schedule_ratio": ratio, "schedule_of": {"seed": source.seed,
+                                                     "hash": Path(source.directory).name}}
+
+
+def run_job(job: Job) -> dict:
+    """Train ``job`` unless it is finished; return its metrics (status ok/diverged/crashed)."""
+    directory = Path(job.directory)
+    done = directory / "metrics.json"
+    if done.is_file():
+        return json.loads(done.read_text())
+    from gaba_control.cmapss.train import TrainConfig, _atomic_json, train
+
+    directory.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    try:
+        if "schedule_error" in job.key:
+            raise ValueError(job.key["schedule_error"])
+        config = dict(job.config)
+        config["health_thresholds"] = tuple(config["health_thresholds"])
+        if config.get("weights") is not None:
+            config["weights"] = tuple(config["weights"])
+        if config.get("threads"):
+            import torch
+
+            torch.set_num_threads(config["threads"])
+        config = TrainConfig(**{**config, "out": str(directory)})
+        metrics = train(config, data=_data(config.subset, config.data_dir, config.window,
+                                           config.rul_cap, config.health_thresholds,
+                                           config.split_seed))
+    except Exception as error:  # recorded, counted, not retried: see the module docstring
+        metrics = {
+            "status": "crashed",
+            "diverged": False,
+            "error": f"{type(error).__name__}: {error}",
+            "traceback": traceback.format_exc(),
+            "wall_time_s": time.perf_counter() - started,
+        }
+        for name in METRICS:
+            metrics[name] = None
+    metrics.update(subset=job.subset, method=job.method, seed=job.seed, cache_key=job.key)
+    (directory / "checkpoint.pt").unlink(missing_ok=True)
+    _atomic_json(metrics, done)
+    return metrics
+
+
+@functools.lru_cache(maxsize=2)
+def _data(subset, data_dir, window, rul_cap, health_thresholds, split_seed):
+    """The subset's data, loaded once per process (a worker runs many jobs of a subset)."""
+    from gaba_control.cmapss.data import load_subset
+
+    return load_subset(subset, data_dir, window=window, rul_cap=rul_cap,
+                       health_thresholds=health_thresholds, seed=split_seed)
+
+
+@contextlib.contextmanager
+def _backend(backend: str, n_jobs: int):
+    """``joblib.parallel_config`` for ``backend``; dask and ray are imported only here."""
+    import joblib
+
+    if backend in ("loky", "multiprocessing", "threading"):
+        with joblib.parallel_config(backend=backend, n_jobs=n_jobs):
+            yield
+        return
+    if backend == "dask":
+        try:
+            from dask.distributed import Client, LocalCluster
+        except ImportError as error:
+            raise RuntimeError(
+                "--backend dask needs dask.distributed: pip install 'dask[distributed]'"
+            ) from error
+        address = os.environ.get("DASK_SCHEDULER_ADDRESS")
+        cluster = None if address else LocalCluster(n_workers=n_jobs, threads_per_worker=1)
+        with Client(address or cluster), joblib.parallel_config(backend="dask", n_jobs=n_jobs):
+            yield
+        if cluster is not None:
+            cluster.close()
+        return
+    if backend == "ray":
+        try:
+            import ray
+            from ray.util.joblib import register_ray
+        except ImportError as error:
+            raise RuntimeError("--backend ray needs ray: pip install ray") from error
+        register_ray()
+        if not ray.is_initialized():
+            ray.init(address=os.environ.get("RAY_ADDRESS"))
+        with joblib.parallel_config(backend="ray", n_jobs=n_jobs):
+            yield
+        return
+    raise ValueError(f"backend must be one of loky, multiprocessing, threading, dask, ray; "
+                     f"got {backend!r}")
+
+
+def run_jobs(jobs: list[Job], *, n_jobs: int = 1, backend: str = "loky",
+             progress: bool = True) -> list[dict]:
+    """Run the unfinished ``jobs`` in parallel with a progress bar; return all metrics."""
+    import joblib
+    from tqdm.auto import tqdm
+
+    pending = [job for job in jobs if not (Path(job.directory) / "metrics.json").is_file()]
+    if pending:
+        bar = tqdm(total=len(jobs), initial=len(jobs) - len(pending), desc="compare",
+                   unit="run", disable=not progress, file=sys.stderr)
+        local = backend in ("loky", "multiprocessing", "threading")
+        with _backend(backend, n_jobs):
+            parallel = joblib.Parallel(return_as="generator_unordered" if local else "list")
+            for metrics in parallel(joblib.delayed(run_job)(job) for job in pending):
+                bar.set_postfix_str(f"{metrics['subset']}/{metrics['method']}/"
+                                    f"seed{metrics['seed']}: {metrics.get('status')}")
+                bar.update(1)
+        bar.close()
+    return [json.loads((Path(job.directory) / "metrics.json").read_text()) for job in jobs]
+
+
+# ----------------------------------------------------------------------- statistics
+def paired_statistics(values, reference) -> dict:
+    """Paired differences ``values − reference`` over seeds: mean, std, t-test, Wilcoxon, d_z.
+
+    Pairs with a non-finite member are left out (``n`` counts the rest).
+    ``d_z = mean(d)/std(d, ddof=1)`` (Cohen's d for paired samples).
+    p-values are two-sided (:func:`scipy.stats.ttest_rel`,
+    :func:`scipy.stats.wilcoxon`); NaN where undefined (n < 2, all d equal).
+
+    Examples
+    --------
+    >>> s = paired_statistics([2.0, 3.0, 5.0], [1.0, 1.0, 2.0])
+    >>> s["n"], s["mean"], round(s["d_z"], 4)
+    (3, 2.0, 2.0)
+    """
+    from scipy import stats
+
+    a, b = np.asarray(values, dtype=float), np.asarray(reference, dtype=float)
+    keep = np.isfinite(a) & np.isfinite(b)
+    d = a[keep] - b[keep]
+    n = int(d.size)
+    out = {"n": n, "mean": float(d.mean()) if n else math.nan,
+           "std": float(d.std(ddof=1)) if n > 1 else math.nan,
+           "t_p": math.nan, "wilcoxon_p": math.nan, "d_z": math.nan}
+    if n < 2 or not np.any(d != d[0]):
+        return out
+    out["t_p"] = float(stats.ttest_rel(a[keep], b[keep]).pvalue)
+    out["d_z"] = out["mean"] / out["std"]
+    if np.any(d != 0):
+        out["wilcoxon_p"] = float(stats.wilcoxon(d).pvalue)
+    return out
+
+
+def trace_statistics(trace) -> dict:
+    """Per-run loop quantities of a :class:`~gaba_control.trace.Trace` (see :data:`TRACE_FIELDS`).
+
+    Ratios are ``g_RUL/g_health`` on the shared parameters; epochs are counted
+    from 1. Post-warmup means active and valid steps. ``floor_fraction`` is the
+    fraction of them on which GABA's EMA (run alongside for every method) is
+    below ``λ_min``; the shares use the applied weights.
+    """
+    response = real_loop_response(trace)
+    summary = response.summary()
+    post = response.post_warmup
+    ratio = response.ratio
+    out = {k: summary[k] for k in ("ratio_first", "ratio_median", "ratio_max",
+                                   "ratio_epoch_median_max", "floor_fraction",
+                                   "share_weighted_small", "share_raw_small")}
+    out["ratio_epoch_argmax"] = summary["ratio_epoch_argmax"] + 1
+    for w in RATIO_WINDOWS:
+        out[f"ratio_rolling_max_{w}"] = _max_full_window_median(ratio, w)
+    late = ratio[len(ratio) // 2:]
+    late = late[np.isfinite(late)]
+    out["ratio_median_second_half"] = float(np.median(late)) if late.size else math.nan
+    applied, lam, raw = trace.applied_weights[post], trace.weights[post], trace.raw[post]
+    out["lambda_rul_median"] = float(np.median(applied[:, 0])) if post.any() else math.nan
+    out["lambda_std"] = float(np.std(lam[:, 0])) if post.any() else math.nan
+    settle = settling_steps(float(trace.controller["beta"]), SETTLED_FRACTION)
+    settled = lam[settle:, 0]  # λ* after the EMA has forgotten its 1/K start
+    out["lambda_std_settled"] = float(np.std(settled)) if settled.size else math.nan
+    finite_raw = raw[np.isfinite(raw[:, 0]), 0] if post.any() else raw[:0, 0]
+    out["raw_std"] = float(np.std(finite_raw)) if finite_raw.size else math.nan
+    return out
+
+
+def _max_full_window_median(x: np.ndarray, window: int) -> float:
+    """Largest median over ``window`` consecutive steps (full windows only; NaN-aware).
+
+    Partial windows at the start would make every long window's maximum the
+    short-window one, hiding how the "peak ratio" shrinks with smoothing.
+    """
+    if x.size < window:
+        return math.nan
+    view = np.lib.stride_tricks.sliding_window_view(x, window)
+    ok = np.isfinite(view).any(axis=-1)
+    return float(np.nanmax(np.nanmedian(view[ok], axis=-1))) if ok.any() else math.nan
+
+
+def _run_row(metrics: dict, directory: Path) -> dict:
+    row = {k: metrics.get(k) for k in ("subset", "method", "seed", "status")}
+    row["hash"] = directory.name.split("-")[-1]
+    for name in METRICS:
+        row[name] = metrics.get(name)
+    row["wall_time_s"] = metrics.get("wall_time_s")
+    row["num_steps"] = metrics.get("num_steps")
+    row["error"] = metrics.get("error") or (metrics.get("divergence") or {}).get("reason")
+    trace_path = directory / "trace.npz"
+    stats = {name: None for name in TRACE_FIELDS}
+    if trace_path.is_file() and metrics.get("status") == "ok":
+        from gaba_control.trace import load_trace
+
+        stats.update(trace_statistics(load_trace(trace_path)))
+    row.update(stats)
+    return row
+
+
+# --------------------------------------------------------------------------- driver
+def compare(
+    subsets=("FD001", "FD002"),
+    methods=("gaba", "equal"),
+    seeds=(0, 1, 2),
+    *,
+    out: Path = Path("results/compare"),
+    cache: Path | None = None,
+    jobs: int = 1,
+    backend: str = "loky",
+    quick: bool = False,
+    epochs: int | None = None,
+    schedule_ratio: float | None = None,
+    threads: int | None = None,
+    progress: bool = True,
+    figures: bool = True,
+    **train_kwargs,
+) -> ComparisonResponse:
+    """Run (or reuse) every job, then write the tables and figures to ``out``.
+
+    ``train_kwargs`` are :class:`~gaba_control.cmapss.train.TrainConfig`
+    fields shared by every job (e.g. ``lr``, ``data_dir``, ``weights``,
+    ``max_batches``); unknown names raise ``TypeError``. ``threads``: torch
+    threads per job (default 1 when ``jobs > 1``, else torch's default); it
+    does not enter the cache key.
+    """
+    from gaba_control.cmapss.train import METHODS
+
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown:
+        raise ValueError(f"methods must be among {METHODS}, got {unknown}")
+    if len(set(seeds)) != len(seeds) or not seeds:
+        raise ValueError(f"seeds must be distinct and at least one, got {list(seeds)}")
+    methods = ("gaba", *[m for m in methods if m != "gaba"])
+    from gaba_control.cmapss.data import default_data_dir
+
+    # A missing data directory is a setting to fix, not a run to record as crashed.
+    train_kwargs["data_dir"] = str(default_data_dir(train_kwargs.get("data_dir")))
+    out = Path(out)
+    cache = Path(cache) if cache is not None else DEFAULT_CACHE
+    weights = train_kwargs.pop("weights", None)
+    if threads is None and jobs > 1:
+        threads = 1
+    base = _base_config(quick=quick, epochs=epochs, threads=threads, **train_kwargs)
+    phase1 = plan_jobs(subsets, methods, seeds, cache=cache, base=base, phase=1)
+    if weights is not None:
+        phase1 = [_with_weights(job, cache, base, weights) if job.method == "fixed" else job
+                  for job in phase1]
+    run_jobs(phase1, n_jobs=jobs, backend=backend, progress=progress)
+    gaba_jobs = {(j.subset, j.seed): j for j in phase1 if j.method == "gaba"}
+    phase2 = plan_jobs(subsets, methods, seeds, cache=cache, base=base, phase=2,
+                       gaba_jobs=gaba_jobs, schedule_ratio=schedule_ratio)
+    run_jobs(phase2, n_jobs=jobs, backend=backend, progress=progress)
+    rows = [_run_row(json.loads((Path(j.directory) / "metrics.json").read_text()),
+                     Path(j.directory)) for j in phase1 + phase2]
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out / "runs.csv", _csv(rows))
+    response = _response(rows, trace_paths={(j.subset, j.method, j.seed):
+                                            str(Path(j.directory) / "trace.npz")
+                                           for j in phase1 + phase2})
+    response.write(out, figures=figures)
+    return response
+
+
+def _with_weights(job: Job, cache: Path, base: dict, weights) -> Job:
+    return _job(cache, job.subset, job.method, job.seed, base,
+                {"weights": [float(w) for w in weights]})
+
+
+def _csv(rows: list[dict]) -> str:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(rows[0]), lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: _cell(v) for k, v in row.items()})
+    return buffer.getvalue()
+
+
+def _cell(value):
+    if value is None:
+        return ""
+    if isinstance(value, (float, np.floating)):
+        return repr(float(value)) if math.isfinite(value) else ""
+    if isinstance(value, np.integer):
+        return int(value)
+    return value
+
+
+def _read_csv(path: Path) -> list[dict]:
+    with open(path, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    for row in rows:
+        row["seed"] = int(row["seed"])
+        for name in (*METRICS, *TRACE_FIELDS, "wall_time_s", "num_steps"):
+            if name in row:
+                row[name] = float(row[name]) if row[name] not in ("", None) else None
+    return rows
+
+
+# ------------------------------------------------------------------------- response
+def _fmt(value, digits=3) -> str:
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "—"
+    return f"{value:.{digits}g}"
+
+
+@dataclass(frozen=True)
+class ComparisonResponse:
+    """Per-run rows of a comparison and everything computed from them."""
+
+    rows: list
+    subsets: tuple
+    methods: tuple
+    seeds: tuple
+    trace_paths: dict = field(default_factory=dict)
+
+    def values(self, subset: str, method: str, metric: str) -> dict:
+        """``seed → value`` for finished (status ok) runs."""
+        return {r["seed"]: r[metric] for r in self.rows
+                if r["subset"] == subset and r["method"] == method and r["status"] == "ok"
+                and r[metric] is not None}
+
+    def counts(self, subset: str, method: str) -> tuple[int, int]:
+        """(runs with status ok, all runs) for one cell."""
+        cell = [r for r in self.rows if r["subset"] == subset and r["method"] == method]
+        return sum(r["status"] == "ok" for r in cell), len(cell)
+
+    def summary(self) -> list[dict]:
+        """Mean ± std (ddof 1) per subset, method and metric."""
+        out = []
+        for subset in self.subsets:
+            for method in self.methods:
+                ok, total = self.counts(subset, method)
+                row = {"subset": subset, "method": method, "n_ok": ok, "n": total,
+                       "n_diverged": sum(r["status"] == "diverged" for r in self._cell(subset,
+                                                                                         method)),
+                       "n_crashed": sum(r["status"] == "crashed" for r in self._cell(subset,
+                                                                                       method))}
+                for metric in (*METRICS, *TRACE_FIELDS):
+                    v = np.array(list(self.values(subset, method, metric).values()), float)
+                    row[f"{metric}_mean"] = float(v.mean()) if v.size else math.nan
+                    row[f"{metric}_std"] = float(v.std(ddof=1)) if v.size > 1 else math.nan
+                out.append(row)
+        return out
+
+    def _cell(self, subset, method):
+        return [r for r in self.rows if r["subset"] == subset and r["method"] == method]
+
+    def paired(self) -> list[dict]:
+        """Paired differences ``method − gaba`` per subset and metric, over common seeds."""
+        out = []
+        for subset in self.subsets:
+            for method in self.methods:
+                if method == "gaba":
+                    continue
+                for metric in METRICS:
+                    a, b = self.values(subset, method, metric), self.values(subset, "gaba", metric)
+                    common = sorted(set(a) & set(b))
+                    stats = paired_statistics([a[s] for s in common], [b[s] for s in common])
+                    out.append({"subset": subset, "method": method, "metric": metric,
+                                "seeds": " ".join(map(str, common)), **stats})
+        return out
+
+    # ---------------------------------------------------------------- tables
+    def markdown(self, level: int = 2) -> str:
+        """The results table, the paired differences and the trace statistics (Markdown).
+
+        ``level``: the heading level of the table titles.
+        """
+        h = "#" * level
+        lines = [f"{h} Metrics: mean ± std over seeds (runs ok / runs)", ""]
+        head = ["subset", "method", "ok/n", *(METRICS[m][0] for m in METRICS)]
+        lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+        for row in self.summary():
+            cells = [row["subset"], row["method"], f"{row['n_ok']}/{row['n']}"]
+            cells += [f"{_fmt(row[f'{m}_mean'], 4)} ± {_fmt(row[f'{m}_std'], 2)}" for m in METRICS]
+            lines.append("| " + " | ".join(cells) + " |")
+        lines += ["", f"{h} Paired differences vs gaba (method − gaba, per seed)", "",
+                  "| subset | method | metric | n | mean diff ± std | t-test p | Wilcoxon p "
+                  "| d_z |",
+                  "|---|---|---|---|---|---|---|---|"]
+        for p in self.paired():
+            lines.append(f"| {p['subset']} | {p['method']} | {METRICS[p['metric']][0]} | {p['n']} "
+                         f"| {_fmt(p['mean'], 3)} ± {_fmt(p['std'], 2)} | {_fmt(p['t_p'], 2)} "
+                         f"| {_fmt(p['wilcoxon_p'], 2)} | {_fmt(p['d_z'], 2)} |")
+        lines += ["", f"{h} Loop quantities per run, mean ± std over seeds", "",
+                  "Ratio = g_RUL/g_health on the shared parameters; epoch counted from 1; "
+                  "second half = median over the second half of the steps; rolling maxima are "
+                  "the largest median over that many consecutive steps (full windows); "
+                  "floor = fraction of post-warmup steps with GABA's EMA below λ_min (GABA runs "
+                  "alongside every method); share = median post-warmup weighted share "
+                  "λ_h g_h/Σλg of the health task (1/K = 0.5 is the aim); λ noise = std of λ*_RUL "
+                  "after warmup (lambda_std: includes the transient from 1/K; "
+                  "lambda_std_settled: after the EMA has settled to 1%) and of raw λ_RUL.", ""]
+        ratio_fields = [f for f in TRACE_FIELDS if f.startswith("ratio")]
+        for group in (ratio_fields, [f for f in TRACE_FIELDS if f not in ratio_fields]):
+            head = ["subset", "method", *group]
+            lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+            for row in self.summary():
+                cells = [row["subset"], row["method"]]
+                cells += [f"{_fmt(row[f'{m}_mean'], 3)} ± {_fmt(row[f'{m}_std'], 2)}"
+                          for m in group]
+                lines.append("| " + " | ".join(cells) + " |")
+            lines.append("")
+        failed = [r for r in self.rows if r["status"] != "ok"]
+        if failed:
+            lines += ["", f"{h} Runs that did not finish", ""]
+            lines += [f"- {r['subset']} {r['method']} seed {r['seed']}: {r['status']} "
+                      f"({r.get('error') or ''})" for r in failed]
+        return "\n".join(lines) + "\n"
+
+    def write(self, out: Path, *, figures: bool = True) -> list[Path]:
+        """``summary.md``, ``summary.csv``, ``paired.csv`` and the figures into ``out``."""
+        out = Path(out)
+        atomic_write_text(out / "summary.md", self.markdown())
+        atomic_write_text(out / "summary.csv", _csv(self.summary()))
+        atomic_write_text(out / "paired.csv", _csv(self.paired()))
+        written = [out / "summary.md", out / "summary.csv", out / "paired.csv"]
+        if figures:
+            written += self.save_figures(out)
+        return written
+
+    # ---------------------------------------------------------------- figures
+    def save_figures(self, outdir: Path) -> list[Path]:
+        """Paired dot plots per metric; λ and ratio trajectories when the traces are at hand."""
+        paths = []
+        for metric in METRICS:
+            paths += save_figure(self.plot_paired(metric), outdir, f"compare_paired_{metric}")
+        if self._traces_available():
+            paths += save_figure(self.plot_lambda(), outdir, "compare_lambda")
+            if "equal" in self.methods:
+                paths += save_figure(self.plot_ratio(), outdir, "compare_ratio")
+        return paths
+
+    def plot(self, fig=None):
+        """The test-RMSE paired dot plot (see :meth:`plot_paired`)."""
+        return self.plot_paired("test_rmse", fig=fig)
+
+    def plot_paired(self, metric: str, fig=None):
+        """One panel per subset: each seed's value per method, lines joining a seed's runs."""
+        n = len(self.subsets)
+        if fig is None:
+            fig, axes = new_figure(1, n, width=3.4 * n + 0.6, height=3.4, squeeze=False)
+        else:
+            axes = fig.subplots(1, n, squeeze=False)
+        x = np.arange(len(self.methods))
+        for ax, subset in zip(axes[0], self.subsets, strict=True):
+            per_method = [self.values(subset, m, metric) for m in self.methods]
+            for seed in self.seeds:
+                ys = [pm.get(seed, np.nan) for pm in per_method]
+                ax.plot(x, ys, "-o", ms=3.5, lw=0.7, alpha=0.75, color="0.45")
+            means = [np.mean(list(pm.values())) if pm else np.nan for pm in per_method]
+            ax.plot(x, means, "_", ms=22, mew=2.5, color="C3", label="mean over seeds")
+            for i, m in enumerate(self.methods):
+                ok, total = self.counts(subset, m)
+                if ok < total:
+                    ax.annotate(f"{total - ok} failed", (i, 0), xycoords=("data", "axes fraction"),
+                                ha="center", va="bottom", fontsize=7, color="C3")
+            ax.set_xticks(x, self.methods)
+            ax.set_xlim(-0.5, len(self.methods) - 0.5)
+            ax.set_title(f"{subset}: {METRICS[metric][0]}")
+            ax.set_xlabel("method (one line per seed)")
+        axes[0][0].set_ylabel(METRICS[metric][0])
+        axes[0][0].legend(fontsize=7, loc="best")
+        return fig
+
+    def _traces_available(self) -> bool:
+        return any(Path(p).is_file() for p in self.trace_paths.values())
+
+    def _trace(self, subset, method, seed=None):
+        from gaba_control.trace import load_trace
+
+        seeds = [seed] if seed is not None else list(self.seeds)
+        for s in seeds:
+            path = self.trace_paths.get((subset, method, s))
+            if path and Path(path).is_file():
+                return load_trace(path)
+        return None
+
+    def plot_lambda(self, fig=None):
+        """Applied λ_RUL over training per method (first seed with a trace), a panel per subset."""
+        n = len(self.subsets)
+        if fig is None:
+            fig, axes = new_figure(1, n, width=3.4 * n + 0.6, height=3.4, squeeze=False)
+        else:
+            axes = fig.subplots(1, n, squeeze=False)
+        for ax, subset in zip(axes[0], self.subsets, strict=True):
+            for i, method in enumerate(self.methods):
+                trace = self._trace(subset, method)
+                if trace is not None:
+                    ax.plot(trace.step, trace.applied_weights[:, 0], color=f"C{i}",
+                            label=f"{method} (seed {trace.seed})", lw=1.0)
+            ax.set_yscale("log")
+            ax.set_xlabel("training step")
+            ax.set_title(f"{subset}: applied RUL weight λ_RUL")
+        axes[0][0].set_ylabel("λ_RUL (log)")
+        axes[0][0].legend(fontsize=7)
+        return fig
+
+    def plot_ratio(self, fig=None, window: int = 50):
+        """g_RUL/g_health over training under equal and gaba (per step and rolling median)."""
+        n = len(self.subsets)
+        if fig is None:
+            fig, axes = new_figure(1, n, width=3.4 * n + 0.6, height=3.4, squeeze=False)
+        else:
+            axes = fig.subplots(1, n, squeeze=False)
+        for ax, subset in zip(axes[0], self.subsets, strict=True):
+            for i, method in enumerate(("equal", "gaba")):
+                trace = self._trace(subset, method)
+                if trace is None:
+                    continue
+                g = trace.grad_norms
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    ratio = np.where(g[:, 1] > 0, g[:, 0] / g[:, 1], np.nan)
+                ax.plot(trace.step, ratio, color=f"C{i}", lw=0.4, alpha=0.3)
+                ax.plot(trace.step, rolling_median(ratio, window), color=f"C{i}",
+                        label=f"{method} (seed {trace.seed}), {window}-step median")
+            ax.set_yscale("log")
+            ax.set_xlabel("training step")
+            ax.set_title(f"{subset}: g_RUL / g_health")
+        axes[0][0].set_ylabel("gradient-norm ratio (log)")
+        axes[0][0].legend(fontsize=7)
+        return fig
+
+    # ---------------------------------------------------------------- claims
+    def claims(self) -> list[Claim]:
+        """Per subset: gaba vs equal, and the closed loop vs each open-loop reference, on test RMSE.
+
+        A claim holds when the paired t-test gives p < :data:`ALPHA` with gaba
+        better; it is refuted (not shown) otherwise; not testable with fewer
+        than :data:`MIN_SEEDS` paired seeds.
+        """
+        claims = []
+        wording = {
+            "equal": "GABA beats equal weights",
+            "fixed": "GABA beats its own saturated output held fixed",
+            "schedule": "the closed loop beats its own open-loop schedule (same pipeline, "
+                        "constant sensor)",
+            "replay": "the closed loop beats its own λ* trajectory replayed on another seed",
+        }
+        paired = {(p["subset"], p["method"], p["metric"]): p for p in self.paired()}
+        for subset in self.subsets:
+            own = {}
+            for method in self.methods:
+                if method == "gaba":
+                    continue
+                p = paired[(subset, method, "test_rmse")]
+                own[method] = self._claim(subset, method, wording.get(method, f"GABA beats "
+                                                                                f"{method}"), p)
+            claims += own.values()
+            claims.append(self._attribution(subset, own))
+        return claims
+
+    def _attribution(self, subset, own: dict) -> Claim:
+        """GABA's effect comes from the feedback: it beats equal AND its open-loop references."""
+        needed = ["equal", *[m for m in OPEN_LOOP if m in self.methods]]
+        text = f"{subset}: GABA's effect comes from the feedback (it beats equal weights and " \
+               f"its own open-loop schedule/replay on test RMSE)"
+        missing = [m for m in needed if m not in own]
+        if missing or len(needed) < 2:
+            reason = f"methods missing from the comparison: {', '.join(missing or OPEN_LOOP)}"
+            verdict, evidence = "not testable", reason
+        elif any(own[m].verdict == "not testable" for m in needed):
+            verdict, evidence = "not testable", own[needed[0]].evidence
+        elif own["equal"].verdict != "holds":
+            verdict, evidence = "refuted", "no significant GABA effect over equal weights to " \
+                                           "attribute"
+        elif all(own[m].verdict == "holds" for m in needed[1:]):
+            verdict, evidence = "holds", ""
+        else:
+            verdict, evidence = "refuted", "an open-loop reference reproduces the effect: it " \
+                                           "comes from the schedule"
+        real = "; ".join(f"vs {m}: {own[m].verdict}" for m in needed if m in own)
+        return Claim(claim=text, source="issue 6 (feedback or schedule?)", theory="—",
+                     simulation="—", real_run=real or "—",
+                     tolerance=f"each paired claim p < {ALPHA}", verdict=verdict,
+                     evidence=evidence)
+
+    def _claim(self, subset, method, text, p) -> Claim:
+        real = (f"test RMSE {method} − gaba = {_fmt(p['mean'], 3)} ± {_fmt(p['std'], 2)} "
+                f"cycles over {p['n']} seeds; t-test p = {_fmt(p['t_p'], 2)}, Wilcoxon p = "
+                f"{_fmt(p['wilcoxon_p'], 2)}, d_z = {_fmt(p['d_z'], 2)}")
+        tolerance = f"p < {ALPHA} (paired t-test), sign: gaba lower; ≥ {MIN_SEEDS} seeds"
+        if p["n"] < MIN_SEEDS:
+            verdict, evidence = "not testable", f"only {p['n']} paired seeds (< {MIN_SEEDS})"
+        elif p["t_p"] < ALPHA and p["mean"] > 0:
+            verdict, evidence = "holds", ""
+        elif p["t_p"] < ALPHA:
+            verdict, evidence = "refuted", f"{method} is significantly better than gaba"
+        else:
+            verdict, evidence = "refuted", f"not shown: p = {_fmt(p['t_p'], 2)} ≥ {ALPHA}"
+        return Claim(claim=f"{subset}: {text}", source="issue 6 (feedback or schedule?)",
+                     theory="—", simulation="—", real_run=real, tolerance=tolerance,
+                     verdict=verdict, evidence=evidence)
+
+
+def _response(rows: list[dict], trace_paths: dict | None = None) -> ComparisonResponse:
+    def ordered(key):
+        return tuple(dict.fromkeys(r[key] for r in rows))
+
+    methods = ordered("method")
+    methods = ("gaba", *[m for m in methods if m != "gaba"]) if "gaba" in methods else methods
+    return ComparisonResponse(rows=rows, subsets=ordered("subset"), methods=methods,
+                              seeds=tuple(sorted(set(r["seed"] for r in rows))),
+                              trace_paths=trace_paths or {})
+
+
+def _find_trace(row: dict, cache: Path) -> Path | None:
+    """The run's trace: in the cache (by hash), else committed in :data:`TRACES` if it matches."""
+    directory = cache / row["subset"] / row["method"] / f"seed{row['seed']}-{row.get('hash')}"
+    if (directory / "trace.npz").is_file():
+        return directory / "trace.npz"
+    committed = TRACES / f"{row['subset']}-{row['method']}-seed{row['seed']}.npz"
+    if not committed.is_file():
+        return None
+    from gaba_control.trace import load_trace
+
+    trace = load_trace(committed)  # the same run: same subset, method, seed and length
+    same = (trace.subset, trace.method, trace.seed) == (row["subset"], row["method"], row["seed"])
+    return committed if same and len(trace) == (row.get("num_steps") or -1) else None
+
+
+def comparison_response(results_dir: Path, *, cache: Path = DEFAULT_CACHE) -> ComparisonResponse:
+    """Rebuild a comparison from ``results_dir/runs.csv`` (read-only: it never trains).
+
+    Traces for the trajectory figures are looked up in ``cache`` (by subset,
+    method, seed and hash), then among the committed traces in :data:`TRACES`
+    (``<subset>-<method>-seed<seed>.npz``); without any, only the paired plots
+    are drawn.
+    """
+    results_dir = Path(results_dir)
+    path = results_dir / "runs.csv"
+    if not path.is_file():
+        raise FileNotFoundError(f"no comparison results: {path} does not exist")
+    rows = _read_csv(path)
+    trace_paths = {}
+    for r in rows:
+        found = _find_trace(r, Path(cache))
+        if found is not None:
+            trace_paths[(r["subset"], r["method"], r["seed"])] = str(found)
+    return _response(rows, trace_paths)
+
+
+# --------------------------------------------------------------------- report hook
+def run(outdir: Path, *, seed: int, trace, quick: bool) -> Study:
+    """The report's section "Feedback or schedule?" from the committed comparison results.
+
+    Reads the first of :data:`COMMITTED` that has a ``runs.csv``; never trains.
+    ``seed`` and ``trace`` are not used (the runs carry their own).
+    """
+    found = next((d for d in COMMITTED if (d / "runs.csv").is_file()), None)
+    return comparison_study(found, outdir, quick=quick)
+
+
+def comparison_study(results_dir: Path | None, outdir: Path, *, quick: bool = False) -> Study:
+    """The :class:`Study` of one comparison results directory (``None``: nothing committed)."""
+    title = "Feedback or schedule? GABA against open-loop weightings on C-MAPSS"
+    if results_dir is None or not (Path(results_dir) / "runs.csv").is_file():
+        reason = f"no committed comparison results ({results_dir or 'none found'})"
+        return Study(name="compare", title=title, summary="Skipped: " + reason + ".",
+                     claims=[Claim(claim="GABA's effect comes from the feedback, not its "
+                                   "schedule", source="issue 6", theory="—", simulation="—",
+                                   real_run=reason, tolerance="—", verdict="not testable",
+                                   evidence=reason)])
+    response = comparison_response(results_dir)
+    figures = []
+    for metric in ("test_rmse",) if quick else tuple(METRICS):
+        figures += save_figure(response.plot_paired(metric), outdir, f"compare_paired_{metric}")
+    if not quick and response._traces_available():
+        figures += save_figure(response.plot_lambda(), outdir, "compare_lambda")
+        if "equal" in response.methods:
+            figures += save_figure(response.plot_ratio(), outdir, "compare_ratio")
+    figures = [f for f in figures if f.suffix == ".png"]
+    return Study(name="compare", title=title, summary=_summary_text(response, results_dir),
+                 figures=figures, claims=response.claims(),
+                 tables=[response.markdown(level=3)])
+
+
+def _summary_text(response: ComparisonResponse, found: Path) -> str:
+    parts = [f"From the committed comparison {found} ({len(response.rows)} runs; methods "
+             f"{', '.join(response.methods)}; seeds {', '.join(map(str, response.seeds))})."]
+    summary = {(r["subset"], r["method"]): r for r in response.summary()}
+    for subset in response.subsets:
+        cells = [f"{m} {_fmt(summary[(subset, m)]['test_rmse_mean'], 4)} ± "
+                 f"{_fmt(summary[(subset, m)]['test_rmse_std'], 2)}" for m in response.methods]
+        parts.append(f"{subset} test RMSE (cycles): " + "; ".join(cells) + ".")
+    verdicts = [c for c in response.claims()]
+    held = [c.claim for c in verdicts if c.verdict == "holds"]
+    parts.append(f"{len(held)} of {len(verdicts)} paired claims hold at p < {ALPHA}"
+                 + (f" ({'; '.join(held)})." if held else "."))
+    return " ".join(parts)
+
+
+# ------------------------------------------------------------------------------ CLI
+def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """The ``compare`` command's options."""
+    from gaba_control.cmapss.data import SUBSETS
+    from gaba_control.cmapss.train import METHODS
+
+    parser.add_argument("--subsets", nargs="+", type=str.upper, choices=SUBSETS,
+                        default=["FD001", "FD002"], help="default: FD001 FD002")
+    parser.add_argument("--methods", nargs="+", choices=METHODS, default=["gaba", "equal"],
+                        help="weighting methods (gaba is always included; default gaba equal)")
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2],
+                        help="training seeds (default 0 1 2)")
+    parser.add_argument("--out", type=Path, default=Path("results/compare"),
+                        help="tables and figures (default results/compare)")
+    parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE,
+                        help="run directories, shared between comparisons (default %(default)s)")
+    parser.add_argument("--jobs", type=int, default=1,
+                        help="parallel jobs; each uses one torch thread when > 1 (default 1)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch threads per job (default 1 with --jobs > 1)")
+    parser.add_argument("--backend", default="loky",
+                        choices=("loky", "multiprocessing", "threading", "dask", "ray"),
+                        help="joblib backend (default loky: local processes); dask uses "
+                        "$DASK_SCHEDULER_ADDRESS or a local cluster, ray uses $RAY_ADDRESS")
+    parser.add_argument("--quick", action="store_true",
+                        help="smoke configuration (2 epochs of 30 batches, warmup 10)")
+    parser.add_argument("--epochs", type=int, default=None, help="epochs per run")
+    parser.add_argument("--lr", type=float, default=None, help="Adam learning rate")
+    parser.add_argument("--max-batches", type=int, default=None, help="batches per epoch cap")
+    parser.add_argument("--data-dir", default=None, help="C-MAPSS directory")
+    parser.add_argument("--weights", type=float, nargs="+", default=None,
+                        help="fixed: the constant weights (default GABA's saturated output)")
+    parser.add_argument("--schedule-ratio", type=float, default=None,
+                        help="schedule: constant g_RUL/g_health (default: median post-warmup "
+                        "ratio of the subset's gaba run on the first seed)")
+    parser.add_argument("--no-figures", action="store_true", help="tables only")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    return parser
+
+
+def run_from_args(args: argparse.Namespace) -> int:
+    """Run ``compare`` from parsed arguments; print the table; return the exit status."""
+    try:
+        response = compare(
+            args.subsets, args.methods, args.seeds, out=args.out, cache=args.cache,
+            jobs=args.jobs, backend=args.backend, quick=args.quick, epochs=args.epochs,
+            schedule_ratio=args.schedule_ratio, threads=args.threads,
+            progress=not args.no_progress,
+            figures=not args.no_figures, lr=args.lr, max_batches=args.max_batches,
+            data_dir=args.data_dir, weights=args.weights,
+        )
+    except (ValueError, RuntimeError, FileNotFoundError) as error:
+        print(f"gaba-control compare: {error}", file=sys.stderr)
+        return 2
+    print(response.markdown())
+    return 0
+
