@@ -900,14 +900,14 @@ def comparison_study(results_dir: Path | None, outdir: Path, *, quick: bool = Fa
         figures += save_figure(response.plot_lambda(), outdir, "compare_lambda")
         if "equal" in response.methods:
             figures += save_figure(response.plot_ratio(), outdir, "compare_ratio")
-    figures = [f for f in figures if f.suffix == ".png"]
     return Study(name="compare", title=title, summary=_summary_text(response, results_dir),
                  figures=figures, claims=response.claims(),
                  tables=[response.markdown(level=3)])
 
 
 def _summary_text(response: ComparisonResponse, found: Path) -> str:
-    parts = [f"From the committed comparison {found} ({len(response.rows)} runs; methods "
+    shown = Path(os.path.relpath(found)) if Path(found).is_absolute() else found
+    parts = [f"From the committed comparison `{shown}` ({len(response.rows)} runs; methods "
              f"{', '.join(response.methods)}; seeds {', '.join(map(str, response.seeds))})."]
     summary = {(r["subset"], r["method"]): r for r in response.summary()}
     for subset in response.subsets:
