@@ -37,7 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     from analysis.report import add_arguments
 
     parser = library_cli.build_parser()
-    subparsers = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    subparsers = parser.subcommands
     report = subparsers.add_parser(
         "report",
         help="run every study and write figures/REPORT.md (the main job)",
@@ -61,15 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse ``argv`` (default ``sys.argv[1:]``), run the chosen subcommand, return its status."""
-    parser = build_parser()
-    try:
-        args = parser.parse_args(argv)
-    except SystemExit as exit_:
-        return int(exit_.code or 0)
-    if getattr(args, "handler", None) is None:
-        parser.print_help(sys.stderr)
-        return 2
-    return args.handler(args)
+    return library_cli.dispatch(build_parser(), argv)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -11,7 +11,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-__all__ = ["build_parser", "main"]
+__all__ = ["build_parser", "dispatch", "main"]
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -38,14 +38,19 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="gaba-control", description="GABA multi-task loss weighting as a control loop."
     )
-    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
-    _add_train(subparsers)
+    # Kept on the parser so that applications can add their own subcommands.
+    parser.subcommands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    _add_train(parser.subcommands)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse ``argv`` (default ``sys.argv[1:]``), run the chosen subcommand, return its status."""
-    parser = build_parser()
+    return dispatch(build_parser(), argv)
+
+
+def dispatch(parser: argparse.ArgumentParser, argv: Sequence[str] | None = None) -> int:
+    """Parse ``argv`` with ``parser`` and run the handler of the chosen subcommand."""
     try:
         args = parser.parse_args(argv)
     except SystemExit as exit_:  # --help and usage errors: return the status instead of exiting
