@@ -86,7 +86,9 @@ class AuditItem:
     """One audited statement: the report row plus the numbers behind it.
 
     ``claimed`` and ``computed`` are the seed's number and ours when the claim
-    is one number (else ``None``); ``seed`` is ``"000"`` … ``"004"``.
+    is one number (else ``None``); ``seed`` is ``"000"`` … ``"004"``. ``timed``
+    marks a ``computed`` that is a wall-clock measurement: it changes from run
+    to run, so the figure leaves it out (the table keeps it).
     """
 
     seed: str
@@ -94,6 +96,7 @@ class AuditItem:
     claim: Claim
     claimed: float | None = None
     computed: float | None = None
+    timed: bool = False
 
     @property
     def relative_error(self) -> float | None:
@@ -154,11 +157,13 @@ def _g(x: float, digits: int = 6) -> str:
 
 def _item(seed: str, key: str, claim: str, section: str, *, theory: str, simulation: str = "—",
           real_run: str = NO_TRACE, tolerance: str, verdict: str, evidence: str = "",
-          claimed: float | None = None, computed: float | None = None) -> AuditItem:
+          claimed: float | None = None, computed: float | None = None,
+          timed: bool = False) -> AuditItem:
     row = Claim(claim=claim, source=f"seed {seed} §{section}", theory=theory,
                 simulation=simulation, real_run=real_run, tolerance=tolerance,
                 verdict=verdict, evidence=evidence)
-    return AuditItem(seed=seed, key=key, claim=row, claimed=claimed, computed=computed)
+    return AuditItem(seed=seed, key=key, claim=row, claimed=claimed, computed=computed,
+                     timed=timed)
 
 
 def _not_testable(seed: str, key: str, claim: str, section: str, reason: str,
@@ -1515,7 +1520,7 @@ def _overhead(ctx: _Context) -> AuditItem:
                  tolerance="< 10 %", verdict=_verdict(ok),
                  evidence="refuted by the cost model: K backward passes instead of one cannot "
                  "cost < 10 %; only refresh-every-N or an approximate sensor get there",
-                 claimed=0.10, computed=computed)
+                 claimed=0.10, computed=computed, timed=ctx.measure_cost)
 
 
 @_check("004")
@@ -1568,7 +1573,11 @@ class SeedAuditResponse:
         return "\n".join(lines)
 
     def plot(self, fig=None):
-        """Verdict counts per seed (left) and |computed − claimed|/|claimed| (right, log)."""
+        """Verdict counts per seed (left) and |computed − claimed|/|claimed| (right, log).
+
+        Timed items are left out of the right panel, so the figure is the same
+        on every run with the same seed and trace.
+        """
         if fig is None:
             fig, (ax_counts, ax_err) = new_figure(1, 2, width=9.0, height=3.8)
         else:
@@ -1587,7 +1596,8 @@ class SeedAuditResponse:
         ax_counts.legend(loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=3, fontsize=8)
         floor = 1e-17
         for pos, s in enumerate(seeds):
-            numeric = [i for i in self.items if i.seed == s and i.relative_error is not None]
+            numeric = [i for i in self.items
+                       if i.seed == s and i.relative_error is not None and not i.timed]
             for j, item in enumerate(numeric):
                 offset = (j - (len(numeric) - 1) / 2) * 0.6 / max(len(numeric), 1)
                 ax_err.scatter(max(item.relative_error, floor), pos + offset, s=18,
@@ -1596,7 +1606,8 @@ class SeedAuditResponse:
         ax_err.set_yticks(range(len(seeds)), seeds)
         ax_err.invert_yaxis()
         ax_err.set_xlim(floor / 3, 1e3)
-        ax_err.set_xlabel("relative error |computed − claimed|/|claimed| (exact at left edge)")
+        ax_err.set_xlabel("relative error |computed − claimed|/|claimed| (exact at left edge;\n"
+                          "timings left out: they change from run to run)")
         ax_err.set_title("Claimed vs computed numbers")
         return fig
 

@@ -27,7 +27,7 @@ every ``g`` is zero, i.e. weights off the simplex (see
 
 from __future__ import annotations
 
-from array_api_compat import array_namespace
+from array_api_compat import array_namespace as _array_namespace
 
 __all__ = [
     "comparator_error",
@@ -45,6 +45,22 @@ __all__ = [
     "sensor_shares",
     "weighted_shares",
 ]
+
+
+_NAMESPACES: dict[type, object] = {}
+
+
+def array_namespace(x):
+    """``array_api_compat.array_namespace(x)``, memoised by ``type(x)``.
+
+    The namespace depends only on the array type, and torch's loss module
+    calls these functions every training step: the lookup costs more than
+    the arithmetic on ``K`` numbers.
+    """
+    xp = _NAMESPACES.get(type(x))
+    if xp is None:
+        xp = _NAMESPACES[type(x)] = _array_namespace(x)
+    return xp
 
 
 def reference(num_tasks: int) -> float:

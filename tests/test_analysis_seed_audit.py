@@ -87,6 +87,23 @@ def test_plot_counts_match_verdicts(audit):
     assert ax_err.get_xscale() == "log"
 
 
+def test_timed_rows_stay_out_of_the_figure(audit):
+    # Regression: the overhead row's wall-clock ratio made seed_audit_verdicts.svg differ on
+    # every report run. A timed item is left out of the right panel, whatever its value.
+    def dots(response):
+        return sum(len(c.get_offsets()) for c in response.plot().axes[1].collections)
+
+    overhead = audit.by_key("overhead")
+    timed = replace(overhead, computed=0.5, timed=True)
+    items = tuple(timed if i is overhead else i for i in audit.items)
+    with_timed = replace(audit, items=items)
+    assert overhead.relative_error is not None and not overhead.timed  # quick: the bound
+    assert dots(with_timed) == dots(audit) - 1
+    faster = replace(with_timed, items=tuple(
+        replace(i, computed=0.9) if i.timed else i for i in with_timed.items))
+    assert dots(faster) == dots(with_timed)
+
+
 def test_bad_arguments_raise():
     with pytest.raises(TypeError, match="unexpected keyword"):
         audit_response(quick=True, fast=True)

@@ -49,3 +49,27 @@ def test_cuda_request_without_cuda_skips_cleanly():
         timeout=60,
     ).stdout
     assert "CUDA is not available" in out
+
+
+def _child_peak_mb(method: str) -> float:
+    spec = f'{{"backbone": "cmapss", "k": 2, "method": "{method}", "steps": 2}}'
+    out = subprocess.run(
+        [sys.executable, "-m", "benchmarks.bench_sensors", "--memory-child", spec],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    ).stdout
+    return float(out.strip().splitlines()[-1])
+
+
+@pytest.mark.skipif(not Path("/proc/self/clear_refs").exists(), reason="needs Linux procfs")
+def test_cpu_peak_memory_column_sees_a_training_step():
+    # Regression: the column read 0 for every method, because the RSS high-water of
+    # `import torch` and model set-up was above any training step's. The peak is now reset
+    # after a warm-up step. The exact sensor holds K = 2 per-task gradients of the shared
+    # parameters (2 MB each in float32) besides the activations, so it peaks higher.
+    equal, exact = _child_peak_mb("equal"), _child_peak_mb("exact")
+    assert equal > 1.0
+    assert exact > equal + 1.0

@@ -261,7 +261,9 @@ def test_backward_accumulates_fires_hooks_and_scales_with_grad_output():
     assert_grads_close(grads_of(model), [2 * g for g in once], rtol=1e-15)
     model.zero_grad()
     (3.0 * gaba_step(gaba, model, x, targets)).backward()
-    assert_grads_close(grads_of(model), [3 * g for g in once], rtol=1e-15)
+    # The scale is folded into the weights, (3·λ_i)·g_i, which rounds differently from
+    # 3·(λ_i·g_i): a few ulps (1.7e-15 relative seen), not bit-exact.
+    assert_grads_close(grads_of(model), [3 * g for g in once], rtol=1e-14)
 
 
 def test_second_backward_raises_like_a_freed_graph():

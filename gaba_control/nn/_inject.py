@@ -1,13 +1,17 @@
-"""Deliver a precomputed combined gradient through an ordinary ``backward()``.
+"""Deliver the combined gradient ``Σ λ_i ∇L_i`` through an ordinary ``backward()``.
 
 The exact sensor already holds every per-task gradient, so a further backward
-pass through the network would only recompute ``Σ λ_i ∇L_i``. Instead the
-combination is formed once and handed to autograd by a custom
-:class:`torch.autograd.Function` whose inputs are the parameters themselves:
-``loss.backward()`` then reaches each parameter's ``AccumulateGrad`` node, so
-``.grad`` accumulation, tensor hooks, post-accumulate-grad hooks and DDP's
-reducer hooks all fire as they do for a plain backward. ``.grad`` is never
-written directly (that would bypass DDP's all-reduce).
+pass through the network would only recompute ``Σ λ_i ∇L_i``. Instead a custom
+:class:`torch.autograd.Function` whose inputs are the parameters themselves
+keeps the per-task gradients and combines them when ``loss.backward()``
+reaches it: each parameter's ``AccumulateGrad`` node then fires, so ``.grad``
+accumulation, tensor hooks, post-accumulate-grad hooks and DDP's reducer hooks
+all run as they do for a plain backward. ``.grad`` is never written directly
+(that would bypass DDP's all-reduce).
+
+Combining in ``backward`` rather than in ``forward`` folds the incoming
+``grad_output`` (``1``, a user's scale, AMP's loss scale) into the weights, so
+each gradient element is touched once per task and no scaled copy is made.
 """
 
 from __future__ import annotations
@@ -28,8 +32,13 @@ def combine_gradients(
 
     ``weights`` (shape ``(K,)``) is cast to each gradient's dtype and device.
     With ``finite`` (a 0-d bool tensor) given, every combined gradient is
-    replaced by zeros where it is False, without a host synchronisation.
+    zero where it is False. A CUDA flag is applied with ``torch.where`` so the
+    host never waits for the device; a CPU flag is read directly, which saves a
+    pass over every gradient on the usual, finite step.
     """
+    keep = None
+    if finite is not None and finite.device.type == "cpu":
+        keep, finite = bool(finite), None
     cast: dict[tuple, Tensor] = {}
     combined: list[Tensor | None] = []
     for per_param in zip(*task_grads, strict=True):
@@ -42,38 +51,50 @@ def combine_gradients(
                 cast[key] = weights.to(device=grad.device, dtype=grad.dtype)
             lam = cast[key][i]
             total = torch.mul(grad, lam) if total is None else total.addcmul_(grad, lam)
-        if total is not None and finite is not None:
+        if total is not None and keep is False:
+            total = torch.zeros_like(total)
+        elif total is not None and finite is not None:
             total = torch.where(finite.to(total.device), total, 0.0)
         combined.append(total)
     return combined
 
 
 class _InjectGradients(torch.autograd.Function):
-    """Value ``Σ λ_i L_i``; backward returns ``grad_output · combined`` for the parameters."""
+    """Value ``Σ λ_i L_i``; backward returns ``Σ_i (grad_output·λ_i) ∂L_i/∂p`` per parameter."""
 
     @staticmethod
-    def forward(ctx, weights: Tensor, losses: Tensor, combined: list, *params: Tensor) -> Tensor:
-        ctx.save_for_backward(*combined)  # freed by backward() like any saved tensor
-        return torch.sum(weights * losses)
+    def forward(ctx, value_weights, losses, weights, finite, task_grads, *params):
+        # Saved tensors (not ctx attributes): backward frees them, so the per-task gradients
+        # do not outlive the step and a second backward raises as for any freed graph.
+        ctx.num_params = len(params)
+        ctx.save_for_backward(weights, finite, *(g for grads in task_grads for g in grads))
+        return torch.sum(value_weights * losses)
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad_output: Tensor):
-        grads = []
-        for g in ctx.saved_tensors:
-            if g is None:
-                grads.append(None)
-                continue
-            scale = grad_output if grad_output.device == g.device else grad_output.to(g.device)
-            grads.append(g * scale)
-        return (None, None, None, *grads)
+        weights, finite, *flat = ctx.saved_tensors
+        n = ctx.num_params
+        task_grads = [flat[i : i + n] for i in range(0, len(flat), n)]
+        scaled = weights * grad_output.to(device=weights.device, dtype=weights.dtype)
+        return (None, None, None, None, None, *combine_gradients(task_grads, scaled, finite))
 
 
-def inject(weights: Tensor, losses: Tensor, combined: list, params: Sequence[Tensor]) -> Tensor:
-    """Scalar ``Σ λ_i L_i`` whose backward delivers ``combined`` to ``params``.
+def inject(
+    weights: Tensor,
+    losses: Tensor,
+    task_grads: Sequence[Sequence[Tensor | None]],
+    params: Sequence[Tensor],
+    finite: Tensor | None = None,
+) -> Tensor:
+    """Scalar ``Σ λ_i L_i`` whose backward delivers ``Σ λ_i ∂L_i/∂p`` to ``params``.
 
-    ``weights`` and ``losses`` are detached ``(K,)`` tensors; ``combined`` is
-    aligned with ``params``. Scaling the result (``(c·loss).backward()``, AMP's
-    ``GradScaler``) scales the delivered gradients, as it would for a graph.
+    ``weights`` is the detached ``(K,)`` weight vector (any float dtype: the
+    value is formed in the losses' dtype, the gradients in each gradient's);
+    ``losses`` the detached ``(K,)`` loss values; ``task_grads[i][j]`` is
+    ``∂L_i/∂params[j]`` or ``None``; ``finite`` as in :func:`combine_gradients`.
+    Scaling the result (``(c·loss).backward()``, AMP's ``GradScaler``) scales
+    the delivered gradients, as it would for a graph.
     """
-    return _InjectGradients.apply(weights, losses, combined, *params)
+    value_weights = weights.to(device=losses.device, dtype=losses.dtype)
+    return _InjectGradients.apply(value_weights, losses, weights, finite, task_grads, *params)

@@ -28,7 +28,7 @@ from gaba_control.formulas import (
     sensor_shares,
 )
 
-from ._inject import combine_gradients, inject
+from ._inject import inject
 from ._sensor import (
     as_loss_list,
     as_param_lists,
@@ -419,14 +419,9 @@ class GABALoss(nn.Module):
         norms = self._synced(norms)
         used = self._step_with(norms, losses, applied)
         finite = None if self.nonfinite == "propagate" else torch.all(torch.isfinite(norms))
-        combined = combine_gradients(task_grads, used, finite)
         value_dtype = _loss_dtype(losses)
-        return inject(
-            used.to(value_dtype).to(losses[0].device),
-            torch.stack([loss.detach().to(value_dtype) for loss in losses]),
-            combined,
-            params,
-        )
+        loss_values = torch.stack([loss.detach().to(value_dtype) for loss in losses])
+        return inject(used, loss_values, task_grads, params, finite)
 
     def _forward_graph(self, losses, inputs, applied) -> Tensor:
         task_grads = task_gradients(losses, inputs, retain_last=True)
@@ -438,15 +433,15 @@ class GABALoss(nn.Module):
         return _weighted_sum(losses, used)
 
     def _forward_unmeasured(self, losses, applied) -> Tensor:
-        nan = torch.full_like(self.ema, float("nan"))
-        return _weighted_sum(losses, self._step_with(nan, losses, applied))
+        return _weighted_sum(losses, self._step_with(None, losses, applied))
 
-    def _step_with(self, norms: Tensor, losses, applied) -> Tensor:
+    def _step_with(self, norms: Tensor | None, losses, applied) -> Tensor:
         """Advance the loop; return (and record) the weights the gradient is formed with."""
         gaba_weights = self._advance(norms, losses)
-        used = gaba_weights if applied is None else applied
-        self.last_step = replace(self.last_step, applied_weights=used.detach().clone())
-        return used
+        if applied is None:
+            return gaba_weights  # last_step.applied_weights is λ* already
+        self.last_step = replace(self.last_step, applied_weights=applied.detach().clone())
+        return applied
 
     def _synced(self, norms: Tensor) -> Tensor:
         if not self._sync_active():
@@ -488,23 +483,22 @@ class GABALoss(nn.Module):
 
     # ------------------------------------------------------------------ the loop
     @torch.no_grad()
-    def _advance(self, norms: Tensor, losses=None) -> Tensor:
+    def _advance(self, norms: Tensor | None, losses=None) -> Tensor:
         """One step of the loop from measured norms ``(K,)``; updates the buffers in place.
 
         Returns ``λ*``. The row is read only on a measured step (every step
         for ``refresh_every = 1``); otherwise the state holds.
         """
-        measured = self._measures(self._host_step + 1)
-        if not measured:
-            norms = torch.full_like(norms, float("nan"))
-        elif self.nonfinite == "raise" and not bool(torch.all(torch.isfinite(norms))):
+        if not self._measures(self._host_step + 1):
+            return self._hold(losses)
+        if self.nonfinite == "raise" and not bool(torch.all(torch.isfinite(norms))):
             raise FloatingPointError(
                 f"non-finite task gradient norm(s) {norms.tolist()} on the shared parameters "
                 f"(the exact sensor also reports NaN for a non-finite gradient elsewhere) "
                 f"at step {self._host_step + 1}; state left unchanged"
             )
         k = self.num_tasks
-        self.step += 1
+        self.step.add_(1)
         self._host_step += 1
         active = gate_is_open(self.step, self.warmup)
         valid = measurement_is_valid(norms)
@@ -518,14 +512,10 @@ class GABALoss(nn.Module):
         self.last_norms.copy_(norms)
         self.last_raw.copy_(raw)
         self.last_weights.copy_(weights)
-        if losses is None:
-            loss_values = torch.full_like(ema, float("nan"))
-        else:
-            loss_values = torch.stack([loss.detach().to(ema) for loss in losses])
         self.last_step = GABAStep(
             step=self.step.clone(),
             active=active,
-            measured=torch.tensor(measured, device=ema.device),
+            measured=torch.ones((), dtype=torch.bool, device=ema.device),
             valid=valid,
             norms=norms.clone(),
             shares=shares,
@@ -533,9 +523,49 @@ class GABALoss(nn.Module):
             ema=ema,
             weights=weights,
             applied_weights=weights,
-            losses=loss_values,
+            losses=self._loss_values(losses),
         )
         return weights
+
+    def _hold(self, losses=None) -> Tensor:
+        """A step between refreshes (``refresh_every > 1``): the sensor is not read.
+
+        Equivalent to :meth:`_advance` on an all-NaN row (an invalid step: the
+        EMA holds, so ``λ*`` is the saturated state, or ``1/K`` while gated),
+        without the sensor → P-law → EMA arithmetic whose result is known. The
+        first step after the warmup is always a refresh, so the gate never
+        opens on a held step.
+        """
+        self.step.add_(1)
+        self._host_step += 1
+        nan = torch.full_like(self.ema, float("nan"))
+        if gate_is_open(self._host_step, self.warmup):
+            weights = floor_renormalise(self.ema, self.lambda_min)
+        else:
+            weights = torch.full_like(self.ema, 1.0 / self.num_tasks)
+        self.last_norms.copy_(nan)
+        self.last_raw.copy_(nan)
+        self.last_weights.copy_(weights)
+        no = torch.zeros((), dtype=torch.bool, device=nan.device)
+        self.last_step = GABAStep(
+            step=self.step.clone(),
+            active=gate_is_open(self.step, self.warmup),
+            measured=no,
+            valid=no,
+            norms=nan,
+            shares=nan,
+            raw=nan,
+            ema=self.ema.clone(),
+            weights=weights,
+            applied_weights=weights,
+            losses=self._loss_values(losses),
+        )
+        return weights
+
+    def _loss_values(self, losses) -> Tensor:
+        if losses is None:
+            return torch.full_like(self.ema, float("nan"))
+        return torch.stack([loss.detach().to(self.ema) for loss in losses])
 
     def update_from_norms(self, grad_norms) -> Tensor:
         """Run the loop on given gradient norms, as :meth:`forward` would after measuring them.
