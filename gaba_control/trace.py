@@ -23,12 +23,12 @@ from __future__ import annotations
 import json
 import os
 import platform
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from gaba_control._io import atomic_path
 from gaba_control._validation import check_no_extra_kwargs, check_num_tasks
 
 __all__ = [
@@ -231,17 +231,10 @@ def _to_numpy(value):
 def save_trace(trace: Trace, path: str | os.PathLike) -> Path:
     """Write ``trace`` to ``path`` (``.npz``) atomically: a temporary file, then ``os.replace``."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     arrays = {name: getattr(trace, name) for name in ARRAY_FIELDS}
     metadata = np.array(json.dumps(trace.metadata(), sort_keys=True))
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as file:
-            np.savez_compressed(file, metadata=metadata, **arrays)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as temporary, open(temporary, "wb") as file:
+        np.savez_compressed(file, metadata=metadata, **arrays)
     return path
 
 

@@ -80,9 +80,7 @@ import contextlib
 import copy
 import json
 import math
-import os
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -92,6 +90,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from gaba_control._io import atomic_path, atomic_write_text
 from gaba_control._validation import check_positive_int
 from gaba_control.cmapss.data import SUBSETS, CMAPSSData, load_subset
 from gaba_control.cmapss.metrics import health_accuracy, macro_f1, phm08_score, rmse
@@ -480,26 +479,14 @@ def evaluate(
 
 # -------------------------------------------------------------------------- training
 def _atomic_torch_save(obj, path: Path) -> None:
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as file:
-            torch.save(obj, file)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as temporary:
+        torch.save(obj, temporary)
 
 
 def _atomic_json(obj, path: Path) -> None:
+    """``obj`` as JSON (non-finite floats written as ``null``), atomically."""
     text = json.dumps(_finite_or_none(obj), indent=2, sort_keys=True, allow_nan=False)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "w") as file:
-            file.write(text + "\n")
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    atomic_write_text(path, text + "\n")
 
 
 def _finite_or_none(obj):
