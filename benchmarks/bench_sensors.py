@@ -342,6 +342,9 @@ def main(argv=None) -> int:
     parser.add_argument("--bias-steps", type=int, default=300)
     parser.add_argument("--ks", type=int, nargs="+", default=None, help="K values (2 4 8)")
     parser.add_argument("--backbones", nargs="+", default=None, choices=list(BACKBONES))
+    parser.add_argument(
+        "--reps", type=int, default=None, help="interleaved timed steps per method (default 60)"
+    )
     parser.add_argument("--memory-child", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.memory_child is not None:
@@ -359,7 +362,8 @@ def main(argv=None) -> int:
         return 0
     args.ks = args.ks or ([2] if args.quick else [2, 4, 8])
     args.backbones = args.backbones or (["cmapss"] if args.quick else list(BACKBONES))
-    args.reps, args.warm = (10, 1) if args.quick else (60, 3)
+    reps, args.warm = (10, 1) if args.quick else (60, 3)
+    args.reps = args.reps or reps
     args.memory = not args.quick
     args.stream = not args.quick  # rows as they come (a full run takes minutes)
     table = benchmark_table(args)

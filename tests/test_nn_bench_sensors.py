@@ -11,15 +11,20 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def test_quick_benchmark_runs_and_prints_the_table():
-    out = subprocess.run(
-        [sys.executable, "-m", "benchmarks.bench_sensors", "--quick", "--threads", "1"],
+def bench(*args: str, timeout: float = 120) -> str:
+    """Stdout of ``python -m benchmarks.bench_sensors ARGS`` (raises on a non-zero exit)."""
+    return subprocess.run(
+        [sys.executable, "-m", "benchmarks.bench_sensors", *args],
         cwd=ROOT,
         capture_output=True,
         text=True,
         check=True,
-        timeout=120,
+        timeout=timeout,
     ).stdout
+
+
+def test_quick_benchmark_runs_and_prints_the_table():
+    out = bench("--quick", "--threads", "1")
     rows = [line for line in out.splitlines() if line.startswith("| cmapss | 2 |")]
     assert [r.split("|")[3].strip() for r in rows] == [
         "equal",
@@ -40,27 +45,13 @@ def test_cuda_request_without_cuda_skips_cleanly():
 
     if torch.cuda.is_available():
         pytest.skip("CUDA present: the skip path is not taken")
-    out = subprocess.run(
-        [sys.executable, "-m", "benchmarks.bench_sensors", "--quick", "--device", "cuda"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=60,
-    ).stdout
+    out = bench("--quick", "--device", "cuda", timeout=60)
     assert "CUDA is not available" in out
 
 
 def _child_peak_mb(method: str) -> float:
     spec = f'{{"backbone": "cmapss", "k": 2, "method": "{method}", "steps": 2}}'
-    out = subprocess.run(
-        [sys.executable, "-m", "benchmarks.bench_sensors", "--memory-child", spec],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=120,
-    ).stdout
+    out = bench("--memory-child", spec)
     return float(out.strip().splitlines()[-1])
 
 

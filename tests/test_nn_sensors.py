@@ -300,3 +300,40 @@ def test_sync_norms_is_off_without_a_process_group():
     call(synced, net, x, ys)
     assert torch.equal(local.last_norms, synced.last_norms)
     assert "sync_norms=True" in repr(synced) and "refresh_every" not in repr(synced)
+
+
+@pytest.mark.parametrize("warmup", [0, 3])
+def test_held_step_equals_the_full_pipeline_on_an_unread_row(warmup):
+    # The between-refresh fast path (GABALoss._hold) skips the formulas whose result is known;
+    # it must record what the full loop computes for an all-NaN (unread) row: every signal,
+    # and the buffers a checkpoint saves.
+    from gaba_control.formulas import (
+        comparator_error,
+        floor_renormalise,
+        proportional_law,
+        sensor_shares,
+    )
+
+    k, every = 3, 4
+    gaba = GABALoss(k, warmup=warmup, beta=0.5, lambda_min=0.1, refresh_every=every)
+    rng = np.random.default_rng(1)
+    held = 0
+    for row in rng.lognormal(0.0, 2.0, (15, k)):
+        before = gaba.ema.clone()
+        gaba.update_from_norms(row)
+        t = gaba.telemetry()
+        if t["measured"]:
+            continue
+        held += 1
+        unread = torch.full((k,), float("nan"), dtype=torch.float64)
+        raw = proportional_law(comparator_error(sensor_shares(unread), k), k)
+        assert np.isnan(t["norms"]).all() and np.isnan(t["shares"]).all()
+        assert_array_equal(t["raw"], raw.numpy())
+        assert not t["valid"]
+        assert_array_equal(t["ema"], before.numpy())
+        uniform = torch.full((k,), 1 / k, dtype=torch.float64)
+        expected = floor_renormalise(before, 0.1) if t["active"] else uniform
+        assert_array_equal(t["weights"], expected.numpy())
+        assert_array_equal(gaba.last_weights.numpy(), expected.numpy())
+        assert torch.isnan(gaba.last_norms).all() and torch.isnan(gaba.last_raw).all()
+    assert held >= 10  # warmup rows and the 3 of every 4 later rows are held
