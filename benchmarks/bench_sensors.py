@@ -12,7 +12,8 @@ alike; the table gives medians in ms (for ``refresh10`` the median of
 10-step block means, so the refresh steps count) and ratios to ``equal`` (one backward of
 ``Σ L_i / K``). Peak memory: CUDA ``max_memory_allocated``; CPU the RSS
 high-water mark (``VmHWM``, reset after one warm-up step) above the RSS at
-that point, over a few training steps, each method in a fresh subprocess
+that point, over the next 10 training steps, each method in a fresh subprocess
+with a fixed glibc mmap threshold so freed tensors leave the RSS
 (``tracemalloc`` cannot see torch's allocator).
 
 ``--bias``: trains the C-MAPSS model (FD001, real data) with the exact sensor
@@ -161,8 +162,12 @@ def _typical(method: str, times: list[float]) -> float:
     return statistics.median(statistics.fmean(b) for b in blocks)
 
 
-def peak_memory_mb(backbone, num_tasks, device, method, steps=5) -> float:
-    """Extra peak memory of ``steps`` training steps (CUDA allocator, or CPU RSS high-water)."""
+def peak_memory_mb(backbone, num_tasks, device, method, steps=REFRESH) -> float:
+    """Extra peak memory of ``steps`` training steps (CUDA allocator, or CPU RSS high-water).
+
+    The default window of ``REFRESH`` steps after one warm-up step holds one refresh of
+    ``refresh10`` (warmup 0: refreshes at t = 1, 11, …), so its peak is that of a refresh.
+    """
     if device.type == "cuda":
         torch.manual_seed(0)
         runner = Runner(method, MultiHead(num_tasks, **BACKBONES[backbone]).to(device), num_tasks)
@@ -181,7 +186,10 @@ def peak_memory_mb(backbone, num_tasks, device, method, steps=5) -> float:
         "--memory-child",
         json.dumps({"backbone": backbone, "k": num_tasks, "method": method, "steps": steps}),
     ]
-    out = subprocess.run(cmd, capture_output=True, text=True, check=True)
+    # A fixed mmap threshold stops glibc from raising it after the first large free, which
+    # would keep freed activations resident and hide later steps' peaks behind the warm-up's.
+    env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": str(64 * 1024)}
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True, env=env)
     return float(out.stdout.strip().splitlines()[-1])
 
 
