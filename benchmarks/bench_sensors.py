@@ -150,7 +150,18 @@ def time_methods(backbone, num_tasks, device, reps, warm, methods=METHODS):
             _sync(device)
             if r >= warm:
                 times[runner.method].append(time.perf_counter() - start)
-    return {m: 1e3 * _typical(m, t) for m, t in times.items()}
+    ms = {m: 1e3 * _typical(m, t) for m, t in times.items()}
+    return ms, _refresh_split(times.get("refresh10", []), warm)
+
+
+def _refresh_split(times: list[float], warm: int) -> dict:
+    """Median ms of refresh10's refresh steps and of its held steps (warmup 0: refreshes at
+    t = 1, 11, …; ``times[i]`` is step ``warm + i + 1``)."""
+    refresh = [t for i, t in enumerate(times) if (warm + i) % REFRESH == 0]
+    held = [t for i, t in enumerate(times) if (warm + i) % REFRESH != 0]
+    if not refresh or not held:
+        return {}
+    return {"refresh": 1e3 * statistics.median(refresh), "held": 1e3 * statistics.median(held)}
 
 
 def _typical(method: str, times: list[float]) -> float:
@@ -251,11 +262,18 @@ def benchmark_table(args) -> str:
     header = "| backbone | K | method | backbone backward passes | ms/step | × equal |"
     header += " peak MB | × equal |" if args.memory else ""
     lines += [header, header_rule(header)]
+    notes: list[str] = []
     if args.stream:
         print("\n".join(lines), flush=True)
     for backbone in args.backbones:
         for k in args.ks:
-            ms = time_methods(backbone, k, device, args.reps, args.warm)
+            ms, split = time_methods(backbone, k, device, args.reps, args.warm)
+            if split:
+                notes.append(
+                    f"- {backbone}, K = {k}: refresh10's refresh steps {split['refresh']:.1f} ms "
+                    f"(exact {ms['exact']:.1f}), its held steps {split['held']:.1f} ms "
+                    f"(equal {ms['equal']:.1f}); medians"
+                )
             mem = (
                 {m: peak_memory_mb(backbone, k, device, m) for m in METHODS} if args.memory else {}
             )
@@ -268,7 +286,7 @@ def benchmark_table(args) -> str:
                 lines.append(row)
                 if args.stream:
                     print(row, flush=True)
-    lines += ["", f"{_load()} at end"]
+    lines += ["", *notes, "", f"{_load()} at end"]
     return "\n".join(lines)
 
 

@@ -131,7 +131,7 @@ class GABALoss(nn.Module):
         * ``"representation"`` (``K`` head-only ``+ 1``): norms of
           ``∂L_i/∂z`` for the shared representation ``z`` (backbone output)
           given to :meth:`forward` as ``representation=z``. **An
-          approximation**, with a larger bias than ``last_layer``.
+          approximation**, biased like ``last_layer`` (numbers below).
 
         Measured bias (``python -m benchmarks.bench_sensors --bias
         --bias-steps 600``: C-MAPSS FD001, MultiTaskCNN, GABA defaults, trained
