@@ -668,11 +668,7 @@ class ComparisonResponse:
 
     def plot_paired(self, metric: str, fig=None):
         """One panel per subset: each seed's value per method, lines joining a seed's runs."""
-        n = len(self.subsets)
-        if fig is None:
-            fig, axes = new_figure(1, n, width=3.4 * n + 0.6, height=3.4, squeeze=False)
-        else:
-            axes = fig.subplots(1, n, squeeze=False)
+        fig, axes = self._subset_panels(fig)
         x = np.arange(len(self.methods))
         for ax, subset in zip(axes[0], self.subsets, strict=True):
             per_method = [self.values(subset, m, metric) for m in self.methods]
@@ -707,13 +703,16 @@ class ComparisonResponse:
                 return load_trace(path)
         return None
 
-    def plot_lambda(self, fig=None):
-        """Applied λ_RUL over training per method (first seed with a trace), a panel per subset."""
+    def _subset_panels(self, fig=None):
+        """A figure (new, or ``fig``) with one panel per subset in a row; ``(fig, axes)``."""
         n = len(self.subsets)
         if fig is None:
-            fig, axes = new_figure(1, n, width=3.4 * n + 0.6, height=3.4, squeeze=False)
-        else:
-            axes = fig.subplots(1, n, squeeze=False)
+            return new_figure(1, n, width=3.4 * n + 0.6, height=3.4, squeeze=False)
+        return fig, fig.subplots(1, n, squeeze=False)
+
+    def plot_lambda(self, fig=None):
+        """Applied λ_RUL over training per method (first seed with a trace), a panel per subset."""
+        fig, axes = self._subset_panels(fig)
         for ax, subset in zip(axes[0], self.subsets, strict=True):
             for i, method in enumerate(self.methods):
                 trace = self._trace(subset, method)
@@ -729,11 +728,7 @@ class ComparisonResponse:
 
     def plot_ratio(self, fig=None, window: int = 50):
         """g_RUL/g_health over training under equal and gaba (per step and rolling median)."""
-        n = len(self.subsets)
-        if fig is None:
-            fig, axes = new_figure(1, n, width=3.4 * n + 0.6, height=3.4, squeeze=False)
-        else:
-            axes = fig.subplots(1, n, squeeze=False)
+        fig, axes = self._subset_panels(fig)
         for ax, subset in zip(axes[0], self.subsets, strict=True):
             for i, method in enumerate(("equal", "gaba")):
                 trace = self._trace(subset, method)

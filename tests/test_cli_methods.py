@@ -8,18 +8,14 @@ from numpy.testing import assert_allclose
 
 from analysis.cli import main as app_main
 from gaba_control.cli import main
-from gaba_control.cmapss.data import default_data_dir
 from gaba_control.trace import load_trace
 
 COMMON = ["--subset", "FD001", "--seed", "0", "--threads", "1", "--no-progress"]
 
 
 @pytest.fixture(scope="module")
-def data_dir():
-    try:
-        return default_data_dir()
-    except FileNotFoundError as error:
-        pytest.skip(f"C-MAPSS data absent: {error}")
+def data_dir(cmapss_dir):
+    return cmapss_dir  # tests/conftest.py: skips, naming the paths tried, without the data
 
 
 @pytest.mark.parametrize(

@@ -9,7 +9,6 @@ import torch
 from numpy.testing import assert_allclose, assert_array_equal
 
 from gaba_control.cli import main
-from gaba_control.cmapss.data import default_data_dir
 from gaba_control.cmapss.model import MultiTaskCNN
 from gaba_control.cmapss.train import DIVERGED_EXIT_CODE, QUICK_WARMUP
 from gaba_control.trace import load_trace, replay_trace
@@ -19,11 +18,8 @@ COMMON = ["--subset", "FD001", "--seed", "0", "--threads", "1", "--no-progress"]
 
 
 @pytest.fixture(scope="module")
-def data_dir():
-    try:
-        return default_data_dir()
-    except FileNotFoundError as error:
-        pytest.skip(f"C-MAPSS data absent: {error}")
+def data_dir(cmapss_dir):
+    return cmapss_dir  # tests/conftest.py: skips, naming the paths tried, without the data
 
 
 @pytest.fixture(scope="module")

@@ -11,13 +11,7 @@ from torch import nn
 from gaba_control.lti.decimated import decimated_noise_gain, refresh_steps, simulate_decimated
 from gaba_control.nn import GABALoss
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tests/conftest.py
 
 
 class _CountBackward(torch.autograd.Function):
