@@ -16,6 +16,14 @@ that point, over the next 10 training steps, each method in a fresh subprocess
 with a fixed glibc mmap threshold so freed tensors leave the RSS
 (``tracemalloc`` cannot see torch's allocator).
 
+``--malloc retain``: times with glibc told to keep freed memory for reuse
+(``mallopt``: trim threshold 1 GiB, mmap threshold 32 MiB) instead of its
+default of handing large freed blocks back to the kernel and faulting fresh
+zeroed pages in on the next allocation. The default costs every method page
+faults on every step, ``exact`` (more live memory per step) the most; PyTorch's
+CPU tuning guide recommends an alternative allocator (jemalloc, tcmalloc) for
+this reason. Peak memory is measured the same way under both settings.
+
 ``--bias``: trains the C-MAPSS model (FD001, real data) with the exact sensor
 and, on the same batches and parameters, also reads the two approximate
 sensors; each norm sequence is replayed through a :class:`GABALoss`, and the
@@ -26,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import ctypes
 import json
 import os
 import platform
@@ -247,6 +256,24 @@ def _rss_peak_kib() -> int:
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
 
+#: glibc ``mallopt`` parameters (malloc.h) and the values ``--malloc retain`` sets
+MALLOC_RETAIN = {"M_TRIM_THRESHOLD": (-1, 1 << 30), "M_MMAP_THRESHOLD": (-3, 32 << 20)}
+
+
+def retain_freed_memory() -> None:
+    """Make glibc's malloc keep freed memory in the heap for reuse (``--malloc retain``).
+
+    Raises ``RuntimeError`` where the C library has no ``mallopt`` (not glibc)
+    or refuses a value, rather than timing something other than what was asked.
+    """
+    mallopt = getattr(ctypes.CDLL(None), "mallopt", None)
+    if mallopt is None:
+        raise RuntimeError("--malloc retain needs glibc's mallopt, which this C library lacks")
+    for name, (param, value) in MALLOC_RETAIN.items():
+        if mallopt(ctypes.c_int(param), ctypes.c_int(value)) != 1:
+            raise RuntimeError(f"mallopt({name}, {value}) was refused by the C library")
+
+
 def _load() -> str:
     return "load average (1/5/15 min): " + " / ".join(f"{v:.2f}" for v in os.getloadavg())
 
@@ -256,7 +283,8 @@ def benchmark_table(args) -> str:
     lines = [
         f"torch {torch.__version__}, {platform.processor() or platform.machine()}, "
         f"device {device}, threads {torch.get_num_threads()}, batch {BATCH}, "
-        f"{args.reps} interleaved steps per method (median), {_load()} at start",
+        f"{args.reps} interleaved steps per method (median), malloc {args.malloc}, "
+        f"{_load()} at start",
         "",
     ]
     header = "| backbone | K | method | backbone backward passes | ms/step | × equal |"
@@ -371,6 +399,12 @@ def main(argv=None) -> int:
     parser.add_argument(
         "--reps", type=int, default=None, help="interleaved timed steps per method (default 60)"
     )
+    parser.add_argument(
+        "--malloc",
+        choices=("default", "retain"),
+        default="default",
+        help="glibc malloc as configured, or told to keep freed memory (CPU timing)",
+    )
     parser.add_argument("--memory-child", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.memory_child is not None:
@@ -378,6 +412,8 @@ def main(argv=None) -> int:
         return 0
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.malloc == "retain":
+        retain_freed_memory()
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         print("CUDA is not available: skipping the CUDA benchmark")
         return 0

@@ -41,6 +41,13 @@ def test_quick_benchmark_runs_and_prints_the_table():
     assert "load average" in out
 
 
+@pytest.mark.skipif(sys.platform != "linux", reason="mallopt is glibc's")
+def test_malloc_retain_is_applied_and_named_in_the_header():
+    out = bench("--quick", "--threads", "1", "--malloc", "retain")
+    assert "malloc retain" in out
+    assert sum(line.startswith("| cmapss | 2 |") for line in out.splitlines()) == 6
+
+
 def test_cuda_request_without_cuda_skips_cleanly():
     if torch.cuda.is_available():
         pytest.skip("CUDA present: the skip path is not taken")
