@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import subprocess
 import sys
 from pathlib import Path
@@ -71,3 +72,19 @@ def test_cpu_peak_memory_column_sees_a_training_step():
     exact = peak_memory_mb("cmapss", 2, cpu, "exact")
     assert equal > 1.0
     assert exact > equal + 1.0
+
+
+def test_refresh10_per_step_cost_mixes_the_median_refresh_and_held_steps():
+    from benchmarks.bench_sensors import REFRESH, _refresh_split
+
+    warm = 3  # times[i] is step warm + i + 1; warmup 0 refreshes at steps 1, 11, 21, …
+    times = [0.007 if (warm + i) % REFRESH == 0 else 0.004 for i in range(60)]
+    times[20] = 1.0  # one slow held step: the medians ignore it, a block mean does not
+    split = _refresh_split(times, warm)
+    assert split["refresh"] == pytest.approx(7.0)
+    assert split["held"] == pytest.approx(4.0)
+    assert split["per_step"] == pytest.approx((7.0 + (REFRESH - 1) * 4.0) / REFRESH)
+    assert split["block_mean"] == pytest.approx(4.3)  # 6 blocks: the slow one is not the median
+    assert _refresh_split(times[:1], warm) == {}  # no refresh among the timed steps
+    short = _refresh_split(times[:12], warm)  # a refresh, but no whole 10-step block after it
+    assert short["per_step"] == pytest.approx(4.3) and math.isnan(short["block_mean"])
