@@ -16,6 +16,11 @@ that point, over the next 10 training steps, each method in a fresh subprocess
 with a fixed glibc mmap threshold so freed tensors leave the RSS
 (``tracemalloc`` cannot see torch's allocator).
 
+``--repeat R``: the whole interleaved timing R times over fresh models; a row
+then gives the median ms and the median of the R ratios with their range. On a
+shared (virtual) machine a single timing's ratios move by a few hundredths from
+run to run, which decides a target that lies this close.
+
 ``--malloc retain``: times with glibc told to keep freed memory for reuse
 (``mallopt``: trim threshold 1 GiB, mmap threshold 32 MiB) instead of its
 default of handing large freed blocks back to the kernel and faulting fresh
@@ -289,11 +294,13 @@ def benchmark_table(args) -> str:
     lines = [
         f"torch {torch.__version__}, {platform.processor() or platform.machine()}, "
         f"device {device}, threads {torch.get_num_threads()}, batch {BATCH}, "
-        f"{args.reps} interleaved steps per method (median), malloc {args.malloc}, "
+        f"{args.reps} interleaved steps per method (median), repeated {args.repeat}×, "
+        f"malloc {args.malloc}, "
         f"{_load()} at start",
         "",
     ]
     header = "| backbone | K | method | backbone backward passes | ms/step | × equal |"
+    header += f" × equal, range of {args.repeat} |" if args.repeat > 1 else ""
     header += " peak MB | × equal |" if args.memory else ""
     lines += [header, header_rule(header)]
     notes: list[str] = []
@@ -301,21 +308,22 @@ def benchmark_table(args) -> str:
         print("\n".join(lines), flush=True)
     for backbone in args.backbones:
         for k in args.ks:
-            ms, split = time_methods(backbone, k, device, args.reps, args.warm)
-            if split:
-                block = split["block_mean"]
-                notes.append(
-                    f"- {backbone}, K = {k}: refresh10's refresh steps {split['refresh']:.1f} ms "
-                    f"(exact {ms['exact']:.1f}), its held steps {split['held']:.1f} ms "
-                    f"(equal {ms['equal']:.1f}); medians; median of 10-step block means "
-                    f"{block:.1f} ms ({block / ms['equal']:.2f}× equal)"
-                )
+            runs = [
+                time_methods(backbone, k, device, args.reps, args.warm)
+                for _ in range(args.repeat)
+            ]
+            ms = _median_of([r[0] for r in runs])
+            ratios = [{m: r[0][m] / r[0]["equal"] for m in METHODS} for r in runs]
+            if runs[0][1]:
+                notes.append(_refresh_note(backbone, k, ms, _median_of([r[1] for r in runs])))
             mem = (
                 {m: peak_memory_mb(backbone, k, device, m) for m in METHODS} if args.memory else {}
             )
             for m in METHODS:
                 row = f"| {backbone} | {k} | {m} | {PASSES[m](k)} | {ms[m]:.1f} | "
-                row += f"{ms[m] / ms['equal']:.2f} |"
+                row += f"{statistics.median(r[m] for r in ratios):.2f} |"
+                if args.repeat > 1:
+                    row += f" {min(r[m] for r in ratios):.2f}–{max(r[m] for r in ratios):.2f} |"
                 if args.memory:
                     ratio = mem[m] / mem["equal"] if mem["equal"] > 0 else float("nan")
                     row += f" {mem[m]:.0f} | {ratio:.2f} |"
@@ -324,6 +332,21 @@ def benchmark_table(args) -> str:
                     print(row, flush=True)
     lines += ["", *notes, "", f"{_load()} at end"]
     return "\n".join(lines)
+
+
+def _median_of(dicts: list[dict]) -> dict:
+    """Key-wise median of dicts with the same keys (one per repeat)."""
+    return {key: statistics.median(d[key] for d in dicts) for key in dicts[0]}
+
+
+def _refresh_note(backbone: str, k: int, ms: dict, split: dict) -> str:
+    block = split["block_mean"]
+    return (
+        f"- {backbone}, K = {k}: refresh10's refresh steps {split['refresh']:.1f} ms "
+        f"(exact {ms['exact']:.1f}), its held steps {split['held']:.1f} ms "
+        f"(equal {ms['equal']:.1f}); medians; median of 10-step block means "
+        f"{block:.1f} ms ({block / ms['equal']:.2f}× equal)"
+    )
 
 
 def header_rule(header: str) -> str:
@@ -408,6 +431,12 @@ def main(argv=None) -> int:
         "--reps", type=int, default=None, help="interleaved timed steps per method (default 60)"
     )
     parser.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        help="time each table R times over fresh models; ratios are the median, with their range",
+    )
+    parser.add_argument(
         "--malloc",
         choices=("default", "retain"),
         default="default",
@@ -418,6 +447,8 @@ def main(argv=None) -> int:
     if args.memory_child is not None:
         _memory_child(args.memory_child)
         return 0
+    if args.repeat < 1:
+        parser.error(f"--repeat must be >= 1, got {args.repeat}")
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.malloc == "retain":

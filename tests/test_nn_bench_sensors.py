@@ -43,10 +43,24 @@ def test_quick_benchmark_runs_and_prints_the_table():
 
 
 @pytest.mark.skipif(sys.platform != "linux", reason="mallopt is glibc's")
-def test_malloc_retain_is_applied_and_named_in_the_header():
-    out = bench("--quick", "--threads", "1", "--malloc", "retain")
-    assert "malloc retain" in out
-    assert sum(line.startswith("| cmapss | 2 |") for line in out.splitlines()) == 6
+def test_malloc_retain_and_repeats_are_applied_and_named():
+    out = bench("--quick", "--threads", "1", "--malloc", "retain", "--repeat", "2")
+    assert "malloc retain" in out and "repeated 2×" in out
+    rows = [line.split("|") for line in out.splitlines() if line.startswith("| cmapss | 2 |")]
+    assert len(rows) == 6
+    for row in rows:  # the median of two ratios lies inside their range
+        low, high = map(float, row[7].split("–"))
+        assert low <= float(row[6]) <= high
+
+
+def test_bad_repeat_is_refused_with_its_name():
+    proc = subprocess.run(
+        [sys.executable, "-m", "benchmarks.bench_sensors", "--repeat", "0"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 2 and "--repeat must be >= 1" in proc.stderr
 
 
 def test_cuda_request_without_cuda_skips_cleanly():
