@@ -49,6 +49,7 @@ import statistics
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -149,32 +150,57 @@ def _sync(device):
         torch.cuda.synchronize(device)
 
 
-def time_methods(backbone, num_tasks, device, reps, warm, methods=METHODS):
-    """Median ms per step of each method, timed interleaved in one process."""
+@dataclass(frozen=True)
+class Timing:
+    """One interleaved timing: ms per step, refresh10's step types, minor page faults per step."""
+
+    ms: dict
+    refresh: dict
+    faults: dict
+    refresh_faults: dict
+
+
+def time_methods(backbone, num_tasks, device, reps, warm, methods=METHODS) -> Timing:
+    """Median ms per step of each method, timed interleaved in one process.
+
+    Also counts the minor page faults of each step (``getrusage``, CPU): on glibc's default
+    allocator large freed blocks go back to the kernel, so the next step faults fresh pages
+    in, which is the difference ``--malloc retain`` removes.
+    """
     torch.manual_seed(0)
     base = MultiHead(num_tasks, **BACKBONES[backbone]).to(device)
     runners = [Runner(m, copy.deepcopy(base), num_tasks) for m in methods]
     batch = synthetic_batch(device)
     times = {m: [] for m in methods}
+    faults = {m: [] for m in methods}
     for r in range(warm + reps):
         shift = r % len(runners)
         for runner in runners[shift:] + runners[:shift]:  # rotate the order every round
             _sync(device)
+            faulted = _minor_faults()
             start = time.perf_counter()
             runner.step(batch)
             _sync(device)
             if r >= warm:
                 times[runner.method].append(time.perf_counter() - start)
+                faults[runner.method].append(_minor_faults() - faulted)
     ms = {m: 1e3 * statistics.median(t) for m, t in times.items()}
     split = _refresh_split(times.get("refresh10", []), warm)
     if split:
         ms["refresh10"] = split["per_step"]
-    return ms, split
+    mean_faults = {m: statistics.fmean(f) for m, f in faults.items()}
+    refresh_faults = _refresh_split(faults.get("refresh10", []), warm, scale=1)
+    return Timing(ms, split, mean_faults, refresh_faults)
 
 
-def _refresh_split(times: list[float], warm: int) -> dict:
-    """refresh10's step types in ms: medians of its refresh steps and of its held steps, and
-    their mix ``(refresh + (REFRESH − 1)·held) / REFRESH``, the typical cost per step.
+def _minor_faults() -> int:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+
+
+def _refresh_split(times: list[float], warm: int, scale: float = 1e3) -> dict:
+    """refresh10's step types (``times`` in s, reported × ``scale``: ms by default): medians
+    of its refresh steps and of its held steps, and their mix
+    ``(refresh + (REFRESH − 1)·held) / REFRESH``, the typical cost per step.
 
     Warmup 0: refreshes at t = 1, 11, …; ``times[i]`` is step ``warm + i + 1``. Every other row
     of the table is a median, which ignores the odd slow step; the mix of two medians keeps
@@ -190,7 +216,7 @@ def _refresh_split(times: list[float], warm: int) -> dict:
     first = (-warm) % REFRESH  # the first refresh in the timed steps
     blocks = [times[i : i + REFRESH] for i in range(first, len(times) - REFRESH + 1, REFRESH)]
     split["block_mean"] = statistics.median(map(statistics.fmean, blocks)) if blocks else math.nan
-    return {k: 1e3 * v for k, v in split.items()}
+    return {k: scale * v for k, v in split.items()}
 
 
 def peak_memory_mb(backbone, num_tasks, device, method, steps=REFRESH) -> float:
@@ -301,6 +327,8 @@ def benchmark_table(args) -> str:
     ]
     header = "| backbone | K | method | backbone backward passes | ms/step | × equal |"
     header += f" × equal, range of {args.repeat} |" if args.repeat > 1 else ""
+    cpu = device.type == "cpu"
+    header += " page faults/step |" if cpu else ""
     header += " peak MB | × equal |" if args.memory else ""
     lines += [header, header_rule(header)]
     notes: list[str] = []
@@ -312,10 +340,15 @@ def benchmark_table(args) -> str:
                 time_methods(backbone, k, device, args.reps, args.warm)
                 for _ in range(args.repeat)
             ]
-            ms = _median_of([r[0] for r in runs])
-            ratios = [{m: r[0][m] / r[0]["equal"] for m in METHODS} for r in runs]
-            if runs[0][1]:
-                notes.append(_refresh_note(backbone, k, ms, _median_of([r[1] for r in runs])))
+            ms = _median_of([r.ms for r in runs])
+            faults = _median_of([r.faults for r in runs])
+            ratios = [{m: r.ms[m] / r.ms["equal"] for m in METHODS} for r in runs]
+            if runs[0].refresh:
+                split = _median_of([r.refresh for r in runs])
+                if cpu:
+                    split["faults"] = _median_of([r.refresh_faults for r in runs])["refresh"]
+                    split["exact_faults"] = faults["exact"]
+                notes.append(_refresh_note(backbone, k, ms, split))
             mem = (
                 {m: peak_memory_mb(backbone, k, device, m) for m in METHODS} if args.memory else {}
             )
@@ -324,6 +357,7 @@ def benchmark_table(args) -> str:
                 row += f"{statistics.median(r[m] for r in ratios):.2f} |"
                 if args.repeat > 1:
                     row += f" {min(r[m] for r in ratios):.2f}–{max(r[m] for r in ratios):.2f} |"
+                row += f" {faults[m]:.0f} |" if cpu else ""
                 if args.memory:
                     ratio = mem[m] / mem["equal"] if mem["equal"] > 0 else float("nan")
                     row += f" {mem[m]:.0f} | {ratio:.2f} |"
@@ -344,8 +378,18 @@ def _refresh_note(backbone: str, k: int, ms: dict, split: dict) -> str:
     return (
         f"- {backbone}, K = {k}: refresh10's refresh steps {split['refresh']:.1f} ms "
         f"(exact {ms['exact']:.1f}), its held steps {split['held']:.1f} ms "
-        f"(equal {ms['equal']:.1f}); medians; median of 10-step block means "
-        f"{block:.1f} ms ({block / ms['equal']:.2f}× equal)"
+        f"(equal {ms['equal']:.1f}); medians"
+        + (
+            f"; median of 10-step block means {block:.1f} ms ({block / ms['equal']:.2f}× equal)"
+            if math.isfinite(block)
+            else ""
+        )
+        + (
+            f"; a refresh step faults {split['faults']:.0f} pages in "
+            f"(exact {split['exact_faults']:.0f})"
+            if "faults" in split
+            else ""
+        )
     )
 
 

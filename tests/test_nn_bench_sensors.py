@@ -39,6 +39,9 @@ def test_quick_benchmark_runs_and_prints_the_table():
     ratios = {r.split("|")[3].strip(): float(r.split("|")[6]) for r in rows}
     assert ratios["equal"] == 1.0
     assert ratios["naive"] > ratios["equal"]  # K + 1 backward passes cost more than one
+    header = next(line for line in out.splitlines() if line.startswith("| backbone"))
+    assert header.split("|")[7].strip() == "page faults/step"
+    assert all(float(r.split("|")[7]) >= 0 for r in rows)
     assert "load average" in out
 
 
