@@ -18,7 +18,7 @@ with a fixed glibc mmap threshold so freed tensors leave the RSS
 
 ``--repeat R``: the whole interleaved timing R times over fresh models; a row
 then gives the median ms and the median of the R ratios with their range. On a
-shared (virtual) machine a single timing's ratios move by a few hundredths from
+shared (virtual) machine a single timing's ratios move by up to about a tenth from
 run to run, which decides a target that lies this close.
 
 ``--malloc retain``: times with glibc told to keep freed memory for reuse
