@@ -1,7 +1,7 @@
 """The ``gaba-control`` console script: the library's commands plus the studies'.
 
 The library's own parser (:func:`gaba_control.cli.build_parser`, with ``train``)
-is extended here with ``report`` and ``compare``, so that imports keep going one way
+is extended here with ``report``, ``compare`` and ``identify``, so that imports keep going one way
 (``analysis`` → ``gaba_control``).
 
 >>> main(["--help"])  # doctest: +ELLIPSIS
@@ -32,6 +32,12 @@ def _compare(args: argparse.Namespace) -> int:
     return run_from_args(args)
 
 
+def _identify(args: argparse.Namespace) -> int:
+    from analysis.identify import run_from_args
+
+    return run_from_args(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """``train`` from the library, ``report`` and ``compare`` from the studies."""
     from analysis.report import add_arguments
@@ -56,6 +62,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_compare_arguments(compare)
     compare.set_defaults(handler=_compare)
+    from analysis.identify import add_arguments as add_identify_arguments
+
+    identify = subparsers.add_parser(
+        "identify",
+        help="identify the plant (how training answers the weights) from excitation runs",
+        description="Train open-loop excitation runs (PRBS, multisine) through the compare "
+        "cache; estimate the frequency response and low-order models of the plant.",
+    )
+    add_identify_arguments(identify)
+    identify.set_defaults(handler=_identify)
     return parser
 
 

@@ -39,7 +39,10 @@ post-warmup ratio ``g_RUL/g_health`` of that subset's GABA run with the first
 seed of the comparison; ``replay`` on seed ``s_i`` applies the ``λ*`` of the GABA
 run on the next seed ``s_{i+1}`` (cyclically; with one seed its own), so the
 trajectory is GABA's but the noise it reacted to is another run's. GABA runs
-are therefore always included, and these two methods run in a second phase.
+are therefore always included. A method that reads another method's runs (its
+:attr:`~gaba_control.weighting.WeightingMethod.reference`) runs in a later
+wave, planned by its own :meth:`~gaba_control.weighting.WeightingMethod.plan`;
+``compare`` itself knows no method by name.
 
 Outputs in ``--out``
 --------------------
@@ -100,6 +103,7 @@ METRICS = {
     "test_macro_f1": ("health macro-F1", False),
     "val_rmse": ("validation RMSE (cycles)", True),
 }
+#: the open-loop references of GABA that the attribution claim tests against
 OPEN_LOOP = ("schedule", "replay")
 #: rolling-median windows (steps) for the "peak ratio" statistics
 RATIO_WINDOWS = (10, 50, 250)
@@ -164,62 +168,66 @@ def _base_config(*, quick: bool, epochs: int | None, threads: int | None, **trai
     if epochs is not None:
         config["epochs"] = epochs
     for name, value in train_kwargs.items():
-        if name not in config:
+        if name not in config or name == "options":
             raise TypeError(f"unknown training option {name!r}")
         if value is not None:
             config[name] = value
     return config
 
 
-def _job(cache: Path, subset: str, method: str, seed: int, base: dict, extra: dict) -> Job:
-    config = {**base, "subset": subset, "method": method, "seed": seed}
-    config.update({k: v for k, v in extra.items() if k in config})
-    ignored = {"out", "progress", "threads", "data_dir", "schedule_from", "replay_trace"}
-    key = {k: v for k, v in config.items() if k not in ignored}
-    key.update({"cache_version": CACHE_VERSION, **{k: v for k, v in extra.items()
-                                                   if k not in config}})
+#: configuration fields that do not change what a run computes
+_NOT_IN_KEY = {"out", "progress", "threads", "data_dir"}
+
+
+def make_job(cache: Path, subset: str, method: str, seed: int, base: dict,
+             options: dict | None = None, key_entries: dict | None = None) -> Job:
+    """The job of ``method`` on (``subset``, ``seed``) with ``options``; its cache directory.
+
+    The cache key is the configuration without the fields that do not change
+    the run, without ``None`` values (so a new optional setting leaves existing
+    keys alone), with the method options that identify the run (a path option
+    is replaced by what :meth:`~gaba_control.weighting.WeightingMethod.plan`
+    puts in ``key_entries``).
+    """
+    from gaba_control.weighting import option_owners
+
+    options = {k: v for k, v in (options or {}).items() if v is not None}
+    config = {**base, "subset": subset, "method": method, "seed": seed,
+              "options": options or None}
+    key = {k: v for k, v in config.items() if k not in _NOT_IN_KEY and v is not None}
+    owners = option_owners()
+    keyed = {k: v for k, v in options.items() if owners[k][0].in_cache_key}
+    if keyed:
+        key["options"] = keyed
+    else:
+        key.pop("options", None)
+    key.update({"cache_version": CACHE_VERSION, **(key_entries or {})})
     directory = cache / subset / method / f"seed{seed}-{_hash(key)}"
     return Job(subset, method, seed, config, key, str(directory))
 
 
-def plan_jobs(
-    subsets, methods, seeds, *, cache: Path, base: dict, phase: int, gaba_jobs=None,
-    schedule_ratio: float | None = None,
-) -> list[Job]:
-    """The jobs of one phase: 1 = everything closed-form, 2 = schedule/replay from GABA's runs."""
-    jobs = []  # seed-major: an interrupted comparison leaves complete pairs behind
+def plan_jobs(subsets, methods, seeds, *, cache: Path, base: dict, options: dict | None = None,
+              references: dict | None = None) -> list[Job]:
+    """The jobs of ``methods`` (seed-major: an interrupted run leaves complete pairs behind).
+
+    ``options`` maps a method to its options. A method with a
+    :attr:`~gaba_control.weighting.WeightingMethod.reference` is planned from
+    ``references[(subset, reference, seed)]``, the reference's job.
+    """
+    from gaba_control.weighting import get_method
+
+    jobs = []
     for subset in subsets:
         for i, seed in enumerate(seeds):
             for method in methods:
-                if (method in OPEN_LOOP) != (phase == 2):
-                    continue
-                extra = {}
-                if method == "schedule":
-                    extra = _schedule_extra(subset, seeds, gaba_jobs, schedule_ratio)
-                elif method == "replay":
-                    source = gaba_jobs[(subset, seeds[(i + 1) % len(seeds)])]
-                    extra = {
-                        "replay_trace": str(Path(source.directory) / "trace.npz"),
-                        "replay_of": {"seed": source.seed, "hash": Path(source.directory).name},
-                    }
-                jobs.append(_job(cache, subset, method, seed, base, extra))
+                cls = get_method(method)
+                given = dict((options or {}).get(method, {}))
+                runs = {} if cls.reference is None else {
+                    s: references[(subset, cls.reference, s)].directory for s in seeds}
+                planned, key_entries = cls.plan(given, seeds=list(seeds), index=i,
+                                                reference_runs=runs)
+                jobs.append(make_job(cache, subset, method, seed, base, planned, key_entries))
     return jobs
-
-
-def _schedule_extra(subset, seeds, gaba_jobs, schedule_ratio) -> dict:
-    if schedule_ratio is not None:
-        return {"schedule_ratio": float(schedule_ratio)}
-    from gaba_control.cmapss.train import median_ratio
-    from gaba_control.trace import load_trace
-
-    source = gaba_jobs[(subset, seeds[0])]
-    path = Path(source.directory) / "trace.npz"
-    try:
-        ratio = median_ratio(load_trace(path))
-    except (OSError, ValueError) as error:  # the reference run crashed: the job records it
-        return {"schedule_error": f"no schedule ratio from {path}: {error}"}
-    return {"schedule_ratio": ratio, "schedule_of": {"seed": source.seed,
-                                                     "hash": Path(source.directory).name}}
 
 
 def run_job(job: Job) -> dict:
@@ -233,12 +241,10 @@ def run_job(job: Job) -> dict:
     directory.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     try:
-        if "schedule_error" in job.key:
-            raise ValueError(job.key["schedule_error"])
+        if "plan_error" in job.key:
+            raise ValueError(job.key["plan_error"])
         config = dict(job.config)
         config["health_thresholds"] = tuple(config["health_thresholds"])
-        if config.get("weights") is not None:
-            config["weights"] = tuple(config["weights"])
         if config.get("threads"):
             import torch
 
@@ -444,57 +450,97 @@ def compare(
     threads: int | None = None,
     progress: bool = True,
     figures: bool = True,
+    options: dict | None = None,
     **train_kwargs,
 ) -> ComparisonResponse:
     """Run (or reuse) every job, then write the tables and figures to ``out``.
 
     ``train_kwargs`` are :class:`~gaba_control.cmapss.train.TrainConfig`
-    fields shared by every job (e.g. ``lr``, ``data_dir``, ``weights``,
-    ``max_batches``); unknown names raise ``TypeError``. ``threads``: torch
+    fields shared by every job (e.g. ``lr``, ``data_dir``, ``max_batches``);
+    unknown names raise ``TypeError``. ``options``: method options, either
+    per method (``{"fixed": {"weights": [1, 3]}}``) or flat (``{"weights":
+    [1, 3]}``, given to every compared method that takes it);
+    ``weights`` and ``schedule_ratio`` are shortcuts for the flat form. ``threads``: torch
     threads per job (default 1 when ``jobs > 1``, else torch's default); it
     does not enter the cache key.
     """
-    from gaba_control.cmapss.train import METHODS
+    from gaba_control.weighting import check_options_belong, method_names
 
-    unknown = [m for m in methods if m not in METHODS]
+    unknown = [m for m in methods if m not in method_names()]
     if unknown:
-        raise ValueError(f"methods must be among {METHODS}, got {unknown}")
+        raise ValueError(f"methods must be among {method_names()}, got {unknown}")
     if len(set(seeds)) != len(seeds) or not seeds:
         raise ValueError(f"seeds must be distinct and at least one, got {list(seeds)}")
     methods = ("gaba", *[m for m in methods if m != "gaba"])
+    options = _method_options(methods, options or {}, weights=train_kwargs.pop("weights", None),
+                              schedule_ratio=schedule_ratio)
+    for method, given in options.items():
+        check_options_belong(method, given)
     from gaba_control.cmapss.data import default_data_dir
 
     # A missing data directory is a setting to fix, not a run to record as crashed.
     train_kwargs["data_dir"] = str(default_data_dir(train_kwargs.get("data_dir")))
     out = Path(out)
     cache = Path(cache) if cache is not None else DEFAULT_CACHE
-    weights = train_kwargs.pop("weights", None)
     if threads is None and jobs > 1:
         threads = 1
     base = _base_config(quick=quick, epochs=epochs, threads=threads, **train_kwargs)
-    phase1 = plan_jobs(subsets, methods, seeds, cache=cache, base=base, phase=1)
-    if weights is not None:
-        phase1 = [_with_weights(job, cache, base, weights) if job.method == "fixed" else job
-                  for job in phase1]
-    run_jobs(phase1, n_jobs=jobs, backend=backend, progress=progress)
-    gaba_jobs = {(j.subset, j.seed): j for j in phase1 if j.method == "gaba"}
-    phase2 = plan_jobs(subsets, methods, seeds, cache=cache, base=base, phase=2,
-                       gaba_jobs=gaba_jobs, schedule_ratio=schedule_ratio)
-    run_jobs(phase2, n_jobs=jobs, backend=backend, progress=progress)
+    all_jobs = run_planned(subsets, methods, seeds, cache=cache, base=base, options=options,
+                           n_jobs=jobs, backend=backend, progress=progress)
     rows = [_run_row(json.loads((Path(j.directory) / "metrics.json").read_text()),
-                     Path(j.directory)) for j in phase1 + phase2]
+                     Path(j.directory)) for j in all_jobs]
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / "runs.csv", _csv(rows))
     response = _response(rows, trace_paths={(j.subset, j.method, j.seed):
                                             str(Path(j.directory) / "trace.npz")
-                                           for j in phase1 + phase2})
+                                           for j in all_jobs})
     response.write(out, figures=figures)
     return response
 
 
-def _with_weights(job: Job, cache: Path, base: dict, weights) -> Job:
-    return _job(cache, job.subset, job.method, job.seed, base,
-                {"weights": [float(w) for w in weights]})
+def run_planned(subsets, methods, seeds, *, cache: Path, base: dict, options: dict,
+                n_jobs: int = 1, backend: str = "loky", progress: bool = True) -> list[Job]:
+    """Plan and run ``methods`` in waves: a method runs after the method it references.
+
+    Returns every job, in plan order (the reference methods' jobs first).
+    """
+    from gaba_control.weighting import get_method
+
+    done: dict = {}
+    remaining, ordered = list(methods), []
+    while remaining:
+        wave = [m for m in remaining
+                if get_method(m).reference is None or get_method(m).reference in
+                {j.method for j in done.values()}]
+        if not wave:
+            raise ValueError(f"methods {remaining} reference methods not in the comparison")
+        jobs = plan_jobs(subsets, wave, seeds, cache=cache, base=base, options=options,
+                         references=done)
+        run_jobs(jobs, n_jobs=n_jobs, backend=backend, progress=progress)
+        done.update({(j.subset, j.method, j.seed): j for j in jobs})
+        ordered += jobs
+        remaining = [m for m in remaining if m not in wave]
+    return ordered
+
+
+def _method_options(methods, options: dict, **shortcuts) -> dict:
+    """Per-method options: ``options`` (method → dict or flat option → value) and shortcuts."""
+    from gaba_control.weighting import option_owners
+
+    owners = option_owners()
+    flat = {k: v for k, v in options.items() if k not in methods and v is not None}
+    flat.update({k: v for k, v in shortcuts.items() if v is not None})
+    out = {m: dict(options.get(m) or {}) for m in methods if isinstance(options.get(m), dict)}
+    for name, value in flat.items():
+        if name not in owners:
+            raise TypeError(f"unknown method option {name!r}")
+        takers = [m for m in methods if m in owners[name][1]]
+        if not takers:
+            raise ValueError(f"{owners[name][0].flag} applies to --methods "
+                             f"{' | '.join(owners[name][1])}, none of which is compared")
+        for m in takers:
+            out.setdefault(m, {})[name] = list(value) if isinstance(value, tuple) else value
+    return out
 
 
 def _csv(rows: list[dict]) -> str:
@@ -920,11 +966,12 @@ def _summary_text(response: ComparisonResponse, found: Path) -> str:
 def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """The ``compare`` command's options."""
     from gaba_control.cmapss.data import SUBSETS
-    from gaba_control.cmapss.train import METHODS
+    from gaba_control.cmapss.train import add_method_arguments
+    from gaba_control.weighting import method_names
 
     parser.add_argument("--subsets", nargs="+", type=str.upper, choices=SUBSETS,
                         default=["FD001", "FD002"], help="default: FD001 FD002")
-    parser.add_argument("--methods", nargs="+", choices=METHODS, default=["gaba", "equal"],
+    parser.add_argument("--methods", nargs="+", choices=method_names(), default=["gaba", "equal"],
                         help="weighting methods (gaba is always included; default gaba equal)")
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2],
                         help="training seeds (default 0 1 2)")
@@ -946,11 +993,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument("--lr", type=float, default=None, help="Adam learning rate")
     parser.add_argument("--max-batches", type=int, default=None, help="batches per epoch cap")
     parser.add_argument("--data-dir", default=None, help="C-MAPSS directory")
-    parser.add_argument("--weights", type=float, nargs="+", default=None,
-                        help="fixed: the constant weights (default GABA's saturated output)")
-    parser.add_argument("--schedule-ratio", type=float, default=None,
-                        help="schedule: constant g_RUL/g_health (default: median post-warmup "
-                        "ratio of the subset's gaba run on the first seed)")
+    add_method_arguments(parser, method=False)  # each given to the compared methods taking it
     parser.add_argument("--no-figures", action="store_true", help="tables only")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     return parser
@@ -958,14 +1001,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
 
 def run_from_args(args: argparse.Namespace) -> int:
     """Run ``compare`` from parsed arguments; print the table; return the exit status."""
+    from gaba_control.cmapss.train import method_options_from_args
+
     try:
         response = compare(
             args.subsets, args.methods, args.seeds, out=args.out, cache=args.cache,
             jobs=args.jobs, backend=args.backend, quick=args.quick, epochs=args.epochs,
-            schedule_ratio=args.schedule_ratio, threads=args.threads,
-            progress=not args.no_progress,
+            threads=args.threads, progress=not args.no_progress,
             figures=not args.no_figures, lr=args.lr, max_batches=args.max_batches,
-            data_dir=args.data_dir, weights=args.weights,
+            data_dir=args.data_dir, options=method_options_from_args(args),
         )
     except (ValueError, RuntimeError, FileNotFoundError) as error:
         print(f"gaba-control compare: {error}", file=sys.stderr)

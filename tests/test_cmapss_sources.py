@@ -6,18 +6,17 @@ import numpy as np
 import pytest
 from numpy.testing import assert_allclose, assert_array_equal
 
-from gaba_control.cmapss.train import (
-    METHODS,
-    TrainConfig,
-    fixed_weights,
-    median_ratio,
-    replay_weights,
-    schedule_weights,
-    train,
-)
+from gaba_control.cmapss.train import TrainConfig, train
 from gaba_control.controller import GABAController
 from gaba_control.formulas import floor_renormalise
 from gaba_control.trace import load_trace
+from gaba_control.weighting import (
+    fixed_weights,
+    median_ratio,
+    method_names,
+    replay_weights,
+    schedule_weights,
+)
 from tests.test_cmapss_train import tiny_data
 
 CONTROLLER = {"num_tasks": 2, "beta": 0.99, "warmup": 3, "lambda_min": 0.05}
@@ -37,7 +36,7 @@ def gaba_run(tmp_path_factory):
 
 
 def test_methods():
-    assert METHODS == ("gaba", "equal", "fixed", "schedule", "replay")
+    assert method_names()[:5] == ("gaba", "equal", "fixed", "schedule", "replay")
 
 
 @pytest.mark.parametrize("lambda_min", [0.0, 0.01, 0.05, 0.2])
@@ -106,10 +105,12 @@ def test_replay_mismatches_are_named(gaba_run):
 def test_train_replay_mismatch_is_a_value_error(gaba_run, tmp_path):
     trace = str(gaba_run / "trace.npz")
     with pytest.raises(ValueError, match="fewer than this run's"):
-        train(_config(tmp_path, "long", method="replay", replay_trace=trace, epochs=3),
+        train(_config(tmp_path, "long", method="replay", options={"replay_trace": trace},
+                      epochs=3),
               data=tiny_data())
     with pytest.raises(ValueError, match="lambda_min"):
-        train(_config(tmp_path, "cfg", method="replay", replay_trace=trace, lambda_min=0.1),
+        train(_config(tmp_path, "cfg", method="replay", options={"replay_trace": trace},
+                      lambda_min=0.1),
               data=tiny_data())
 
 
@@ -118,7 +119,8 @@ def test_sources_are_applied_and_gaba_runs_alongside(gaba_run, tmp_path, method)
     gaba = load_trace(gaba_run / "trace.npz")
     options = {"fixed": {"weights": (1.0, 3.0)}, "schedule": {"schedule_ratio": 40.0},
                "replay": {"replay_trace": str(gaba_run / "trace.npz")}}[method]
-    metrics = train(_config(tmp_path, method, method=method, **options), data=tiny_data())
+    metrics = train(_config(tmp_path, method, method=method, options=options),
+                    data=tiny_data())
     trace = load_trace(tmp_path / method / "trace.npz")
     expected = {
         "fixed": np.tile([0.25, 0.75], (len(trace), 1)),
@@ -135,7 +137,8 @@ def test_sources_are_applied_and_gaba_runs_alongside(gaba_run, tmp_path, method)
 
 def test_replay_of_own_trace_reproduces_the_gaba_run(gaba_run, tmp_path):
     # Same seed, same λ* applied open loop: the same training, to float rounding.
-    train(_config(tmp_path, "r", method="replay", replay_trace=str(gaba_run / "trace.npz")),
+    train(_config(tmp_path, "r", method="replay",
+                  options={"replay_trace": str(gaba_run / "trace.npz")}),
           data=tiny_data())
     a, b = load_trace(gaba_run / "trace.npz"), load_trace(tmp_path / "r" / "trace.npz")
     assert_allclose(b.losses, a.losses, rtol=1e-5)
@@ -149,20 +152,28 @@ def test_replay_of_own_trace_reproduces_the_gaba_run(gaba_run, tmp_path):
      ({"method": "fixed", "weights": (1.0, -1.0)}, ">= 0"),
      ({"method": "schedule", "schedule_ratio": -2.0}, "schedule_ratio"),
      ({"method": "replay"}, "needs --replay-trace"),
-     ({"method": "schedule", "schedule_from": "/nonexistent.npz"}, "does not exist")],
+     ({"method": "schedule", "schedule_from": "/nonexistent.npz"}, "does not exist"),
+     ({"method": "prbs", "operating_point": 0.8, "amplitude": 0.5}, "must be < 1"),
+     ({"method": "prbs", "clock": 0}, "clock must be an int >= 1"),
+     ({"method": "multisine", "harmonics": 300}, "harmonics must be < period/2"),
+     ({"method": "multisine", "amplitude": 1.5}, r"amplitude must lie in \(0, 1\)")],
 )
 def test_bad_method_options(tmp_path, change, message):
-    config = replace(_config(tmp_path, "never"), **change)
+    change = dict(change)
+    method = change.pop("method", "gaba")
+    config = replace(_config(tmp_path, "never"), method=method, options=change)
     with pytest.raises(ValueError, match=message):
         train(config, data=tiny_data())
 
 
 def test_default_schedule_ratio_is_the_committed_reference():
-    from gaba_control.cmapss.train import DEFAULT_SCHEDULE_TRACE, resolve_schedule_ratio
+    from gaba_control.cmapss.train import weighting_method
+    from gaba_control.weighting import DEFAULT_SCHEDULE_TRACE
 
     if not DEFAULT_SCHEDULE_TRACE.is_file():
         pytest.skip(f"reference trace not committed: {DEFAULT_SCHEDULE_TRACE}")
-    ratio, origin = resolve_schedule_ratio(TrainConfig(method="schedule"))
+    method = weighting_method(TrainConfig(method="schedule"))
+    ratio, origin = method.ratio, method.ratio_from
     reference = load_trace(DEFAULT_SCHEDULE_TRACE)
     assert (reference.subset, reference.method, reference.seed) == ("FD001", "gaba", 0)
     assert ratio == median_ratio(reference) and str(DEFAULT_SCHEDULE_TRACE) in origin

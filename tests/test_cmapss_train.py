@@ -11,13 +11,13 @@ from numpy.testing import assert_allclose
 from gaba_control.cmapss.data import CMAPSSData
 from gaba_control.cmapss.model import MultiTaskCNN
 from gaba_control.cmapss.train import (
-    SourcedGABALoss,
     TrainConfig,
     make_weighting,
     train,
 )
 from gaba_control.nn import GABALoss
 from gaba_control.trace import load_trace, replay_trace
+from gaba_control.weighting import SourcedGABALoss
 
 
 def tiny_data(n=96, channels=4, window=10, seed=0) -> CMAPSSData:
@@ -89,6 +89,10 @@ def test_equal_runs_the_gaba_loop_alongside():
 def test_make_weighting_methods():
     assert type(make_weighting("gaba")) is GABALoss
     assert isinstance(make_weighting("equal"), SourcedGABALoss)
+    fixed = make_weighting("fixed", weights=[1, 3])
+    assert_allclose(fixed.source(1, torch.zeros(2)).numpy(), [0.25, 0.75], rtol=0, atol=0)
+    with pytest.raises(TypeError, match="takes no option"):
+        make_weighting("gaba", weights=[1, 3])
     with pytest.raises(ValueError, match="method must be one of"):
         make_weighting("gradnorm")
 

@@ -182,8 +182,9 @@ def test_trace_statistics_against_direct_computation():
 
 def test_crashed_job_is_recorded_and_not_retried(tmp_path):
     directory = tmp_path / "FD001" / "replay" / "seed0-x"
-    config = {"method": "replay", "subset": "FD001", "seed": 0, "replay_trace": "missing.npz",
-              "health_thresholds": [30.0, 100.0], "weights": None, "progress": False,
+    config = {"method": "replay", "subset": "FD001", "seed": 0,
+              "options": {"replay_trace": "missing.npz"},
+              "health_thresholds": [30.0, 100.0], "progress": False,
               "data_dir": str(tmp_path / "no-data")}
     job = Job("FD001", "replay", 0, config, {"k": 1}, str(directory))
     metrics = run_job(job)

@@ -9,8 +9,8 @@ from numpy.testing import assert_allclose
 
 from analysis.cli import main
 from analysis.compare import compare, comparison_response
-from gaba_control.cmapss.train import schedule_weights
 from gaba_control.trace import load_trace
+from gaba_control.weighting import schedule_weights
 
 # 81 s measured on 2 shared cores beside two training jobs: slow by the suite's rule.
 pytestmark = [pytest.mark.cmapss, pytest.mark.slow]

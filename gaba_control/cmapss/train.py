@@ -4,40 +4,18 @@ r"""Train the multi-task CNN on one C-MAPSS subset with GABA or an open-loop wei
 
 One code path serves every weighting method: the step is always
 ``loss = weighting(losses, model.parameters(), model.backbone.parameters())``
-with ``weighting`` a :class:`~gaba_control.nn.GABALoss`, so the gradient
-measurement (``K`` backward passes, exact per-task norms on the backbone),
-the combination, the delivery through ``backward()`` and the telemetry are
-identical, and so is the cost per step:
-
-* ``gaba``: the plain :class:`~gaba_control.nn.GABALoss`; the applied weights
-  are its output ``λ*``.
-* ``equal``: :class:`SourcedGABALoss` with weights ``1/K``. The GABA loop
-  still runs on the measured norms *alongside* (it never touches the
-  update), so the trace holds the norms, and the ``λ*`` GABA would have
-  applied, for an equally weighted training. The delivered gradient is
-  ``Σ ∇L_i / K`` formed from the per-task gradients; it equals one backward
-  of ``Σ L_i / K`` to float32 rounding.
-
-* ``fixed``: constant weights ``--weights w_1 … w_K`` (non-negative, normalised
-  to sum 1); default GABA's saturated output for ``K = 2``,
-  ``floor_renormalise((0, 1), λ_min) = (λ_min, 1)/(1 + λ_min)``: the RUL task at
-  the floor, as GABA holds it when ``g_RUL ≫ g_health``.
-* ``schedule``: GABA's own pipeline (warmup, EMA, floor) fed a *constant*
-  sensor reading ``g = (R, 1)`` instead of the measured norms: the open-loop
-  trajectory :func:`schedule_weights`, computed before training with
-  :meth:`~gaba_control.controller.GABAController.run`. ``R`` is
-  ``--schedule-ratio``, else the median post-warmup ``g_RUL/g_health`` of
-  ``--schedule-from TRACE``, else of the committed reference trace
-  :data:`DEFAULT_SCHEDULE_TRACE` (FD001, GABA, seed 0, default settings).
-* ``replay``: the ``λ*`` recorded in another run's trace (``--replay-trace``),
-  applied step by step open loop (:func:`replay_weights`); the trace must have
-  the same ``K`` and controller configuration and at least as many steps.
-* ``gaba``: the closed loop.
-
-Every method is one entry of :data:`WEIGHT_SOURCES`: a factory
-``(config, num_steps) → source`` where a source maps ``(step, gaba_weights)`` to
-the applied weights (``None`` for ``gaba``). The gradient norms are measured,
-and GABA's ``λ*`` computed alongside, for every method.
+with ``weighting`` the torch module of the registered method
+(:mod:`gaba_control.weighting`; ``--method NAME`` looks it up, the loop knows no
+method by name). Every module is a :class:`~gaba_control.nn.GABALoss`, so the
+gradient measurement (``K`` backward passes, exact per-task norms on the
+backbone), the combination, the delivery through ``backward()`` and the
+telemetry are identical, and so is the cost per step: an open-loop method
+passes its weights as the ``weights=`` override, while GABA runs alongside on
+the measured norms, so the trace holds the norms and the ``λ*`` GABA would have
+applied for every method. ``gaba-control train --help`` lists the methods and
+their options (``--weights`` for ``fixed``, ``--schedule-ratio`` /
+``--schedule-from`` for ``schedule``, ``--replay-trace`` for ``replay``,
+``--operating-point`` / ``--amplitude`` / … for the excitations).
 
 Loss units
 ----------
@@ -82,7 +60,6 @@ import json
 import math
 import sys
 import time
-from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -95,29 +72,26 @@ from gaba_control._validation import check_positive_int
 from gaba_control.cmapss.data import SUBSETS, CMAPSSData, load_subset
 from gaba_control.cmapss.metrics import health_accuracy, macro_f1, phm08_score, rmse
 from gaba_control.cmapss.model import MultiTaskCNN
-from gaba_control.formulas import floor_renormalise
 from gaba_control.nn import GABALoss
 from gaba_control.trace import TraceRecorder, package_versions
+from gaba_control.weighting import (
+    WeightingMethod,
+    check_options_belong,
+    get_method,
+    method_names,
+    option_owners,
+)
 
 __all__ = [
-    "DEFAULT_SCHEDULE_TRACE",
     "DIVERGED_EXIT_CODE",
-    "METHODS",
     "TASK_NAMES",
-    "WEIGHT_SOURCES",
-    "SourcedGABALoss",
     "TrainConfig",
     "add_train_arguments",
     "evaluate",
-    "fixed_weights",
     "make_weighting",
-    "median_ratio",
-    "replay_weights",
-    "resolve_schedule_ratio",
     "run_from_args",
-    "schedule_weights",
     "train",
-    "weight_source",
+    "weighting_method",
 ]
 
 TASK_NAMES = ("rul", "health")
@@ -125,140 +99,6 @@ DIVERGED_EXIT_CODE = 3
 QUICK_EPOCHS = 2
 QUICK_MAX_BATCHES = 30
 QUICK_WARMUP = 10
-
-
-#: The committed reference trace whose median post-warmup ratio is the default schedule.
-DEFAULT_SCHEDULE_TRACE = Path(__file__).resolve().parents[2] / "results/traces/FD001-gaba-seed0.npz"
-
-
-def _uniform(step: int, gaba_weights: torch.Tensor) -> torch.Tensor:
-    return torch.full_like(gaba_weights, 1.0 / gaba_weights.shape[-1])
-
-
-class _Constant:
-    """A source applying the same weights at every step."""
-
-    def __init__(self, weights: np.ndarray):
-        self.weights = np.asarray(weights, dtype=np.float64)
-
-    def __call__(self, step: int, gaba_weights: torch.Tensor) -> torch.Tensor:
-        return torch.as_tensor(self.weights, dtype=gaba_weights.dtype)
-
-
-class _Table:
-    """A source applying row ``step - 1`` of a precomputed ``(T, K)`` trajectory."""
-
-    def __init__(self, table: np.ndarray):
-        self.table = np.asarray(table, dtype=np.float64)
-
-    def __call__(self, step: int, gaba_weights: torch.Tensor) -> torch.Tensor:
-        return torch.as_tensor(self.table[step - 1], dtype=gaba_weights.dtype)
-
-
-def fixed_weights(values=None, *, num_tasks: int = 2, lambda_min: float = 0.05) -> np.ndarray:
-    """The weights of the ``fixed`` method: ``values`` normalised to sum 1.
-
-    ``values=None`` gives GABA's saturated output for ``K = 2``, the RUL task at
-    the floor: ``floor_renormalise((0, 1), λ_min) = (λ_min, 1)/(1 + λ_min)``.
-
-    Raises
-    ------
-    ValueError
-        Not ``num_tasks`` values, a negative or non-finite value, all zero, or
-        ``values=None`` with ``num_tasks != 2``.
-
-    Examples
-    --------
-    >>> fixed_weights().round(6)
-    array([0.047619, 0.952381])
-    >>> fixed_weights([1, 3])
-    array([0.25, 0.75])
-    """
-    if values is None:
-        if num_tasks != 2:
-            raise ValueError(
-                f"fixed weights need --weights for num_tasks={num_tasks} (default is K=2)"
-            )
-        return np.asarray(floor_renormalise(np.array([0.0, 1.0]), lambda_min), dtype=np.float64)
-    w = np.asarray(values, dtype=np.float64).reshape(-1)
-    if w.shape[0] != num_tasks:
-        raise ValueError(f"weights must have {num_tasks} values (one per task), got {w.shape[0]}")
-    if not np.all(np.isfinite(w)) or np.any(w < 0):
-        raise ValueError(f"weights must be finite and >= 0, got {w.tolist()}")
-    if w.sum() <= 0:
-        raise ValueError(f"weights must not all be zero, got {w.tolist()}")
-    return w / w.sum()
-
-
-def schedule_weights(
-    ratio: float,
-    num_steps: int,
-    *,
-    num_tasks: int = 2,
-    beta: float = 0.99,
-    warmup: int = 100,
-    lambda_min: float = 0.05,
-) -> np.ndarray:
-    """GABA's open-loop ``λ*`` ``(num_steps, K)`` for the constant reading ``g = (R, 1, …)``.
-
-    The same controller (warmup, EMA, floor) as the closed loop, but its
-    sensor sees a constant ratio ``R = g_1/g_k`` instead of the measured norms:
-    a schedule that only depends on time.
-
-    Examples
-    --------
-    >>> w = schedule_weights(1000.0, 400, warmup=100)
-    >>> w[99].tolist(), bool(w[-1, 0] < w[150, 0] < 0.5)
-    ([0.5, 0.5], True)
-    """
-    from gaba_control.controller import GABAController
-
-    if not (math.isfinite(ratio) and ratio > 0):
-        raise ValueError(f"schedule ratio must be a finite number > 0, got {ratio!r}")
-    check_positive_int(num_steps, "num_steps")
-    g = np.ones(num_tasks)
-    g[0] = ratio
-    controller = GABAController(num_tasks, beta=beta, warmup=warmup, lambda_min=lambda_min)
-    return controller.run(np.tile(g, (num_steps, 1))).weights
-
-
-def median_ratio(trace) -> float:
-    """Median ``g_1/g_2`` over the post-warmup, valid steps of ``trace`` (a :class:`Trace`)."""
-    g = np.asarray(trace.grad_norms, dtype=np.float64)
-    keep = np.asarray(trace.active, bool) & np.asarray(trace.valid, bool) & (g[:, 1] > 0)
-    if not keep.any():
-        raise ValueError("trace has no valid post-warmup step to take a ratio from")
-    return float(np.median(g[keep, 0] / g[keep, 1]))
-
-
-def replay_weights(trace, num_steps: int, controller: dict) -> np.ndarray:
-    """The first ``num_steps`` rows of ``trace.weights`` (``λ*``), checked against this run.
-
-    Raises
-    ------
-    ValueError
-        The trace's ``K``, length (fewer than ``num_steps`` steps), start step
-        or controller configuration (``beta``, ``warmup``, ``lambda_min``) does
-        not fit; the message names the mismatch.
-    """
-    if trace.num_tasks != controller["num_tasks"]:
-        raise ValueError(
-            f"replay trace has K={trace.num_tasks} tasks, this run has K={controller['num_tasks']}"
-        )
-    if len(trace) < num_steps:
-        raise ValueError(
-            f"replay trace has {len(trace)} steps, fewer than this run's {num_steps} steps"
-        )
-    if len(trace) and int(trace.step[0]) != 1:
-        raise ValueError(f"replay trace must start at step 1, starts at {int(trace.step[0])}")
-    for key in ("beta", "warmup", "lambda_min"):
-        recorded, ours = trace.controller.get(key), controller[key]
-        if recorded is None or not math.isclose(float(recorded), float(ours), rel_tol=0, abs_tol=0):
-            raise ValueError(
-                f"replay trace controller configuration does not fit: {key}={recorded!r} in the "
-                f"trace, {key}={ours!r} in this run"
-            )
-    return np.asarray(trace.weights[:num_steps], dtype=np.float64)
 
 
 def _controller(config) -> dict:
@@ -270,138 +110,32 @@ def _controller(config) -> dict:
     }
 
 
-def resolve_schedule_ratio(config) -> tuple[float, str]:
-    """The ``schedule`` ratio ``R`` of ``config`` and where it came from."""
-    from gaba_control.trace import load_trace
-
-    if config.schedule_ratio is not None:
-        return float(config.schedule_ratio), "--schedule-ratio"
-    path = Path(config.schedule_from) if config.schedule_from else DEFAULT_SCHEDULE_TRACE
-    if not path.is_file():
-        raise ValueError(
-            f"schedule needs --schedule-ratio or --schedule-from TRACE; the default reference "
-            f"trace {path} does not exist"
-        )
-    return median_ratio(load_trace(path)), f"median post-warmup ratio of {path}"
-
-
-def _gaba_source(config, num_steps):
-    return None
-
-
-def _equal_source(config, num_steps):
-    return _uniform
-
-
-def _fixed_source(config, num_steps):
-    return _Constant(
-        fixed_weights(config.weights, num_tasks=len(TASK_NAMES), lambda_min=config.lambda_min)
-    )
-
-
-def _schedule_source(config, num_steps):
-    ratio, _ = resolve_schedule_ratio(config)
-    return _Table(schedule_weights(ratio, num_steps, **_controller(config)))
-
-
-def _replay_source(config, num_steps):
-    from gaba_control.trace import load_trace
-
-    if not config.replay_trace:
-        raise ValueError("method 'replay' needs --replay-trace PATH")
-    trace = load_trace(config.replay_trace)
-    return _Table(replay_weights(trace, num_steps, _controller(config)))
-
-
-#: method name → factory ``(config, num_steps) → source``; a source maps
-#: ``(step, gaba_weights)`` to the applied weights, ``None`` means GABA itself.
-WEIGHT_SOURCES: dict[str, Callable] = {
-    "gaba": _gaba_source,
-    "equal": _equal_source,
-    "fixed": _fixed_source,
-    "schedule": _schedule_source,
-    "replay": _replay_source,
-}
-METHODS = tuple(WEIGHT_SOURCES)
-#: the option that belongs to each parameterised method
-_METHOD_OPTIONS = {
-    "weights": "fixed",
-    "schedule_ratio": "schedule",
-    "schedule_from": "schedule",
-    "replay_trace": "replay",
-}
-
-
-class SourcedGABALoss(GABALoss):
-    """A :class:`GABALoss` whose applied weights come from ``source``; GABA runs alongside.
-
-    Each call asks ``source(step, λ*_previous)`` for the weights of the step
-    about to be taken (``step`` counted from 1) and passes them to
-    :meth:`GABALoss.forward` as its open-loop ``weights=`` override: the loop
-    still measures the norms, advances its state and reports GABA's ``λ*`` in
-    ``last_step``/``telemetry()``, while the loss and the delivered gradient
-    use the source's weights (recorded as ``applied_weights`` there, and in
-    :attr:`last_applied`).
-
-    Parameters
-    ----------
-    source : callable
-        ``(step: int, gaba_weights: Tensor (K,)) → weights (K,)`` on the
-        simplex; ``gaba_weights`` is ``λ*`` before this step (the built-in
-        sources only use its dtype).
-    **gaba_kwargs
-        Passed to :class:`~gaba_control.nn.GABALoss`.
-    """
-
-    def __init__(self, num_tasks: int = 2, *, source: Callable, **gaba_kwargs):
-        super().__init__(num_tasks, **gaba_kwargs)
-        self.source = source
-        self.last_applied: torch.Tensor | None = None
-
-    def forward(self, losses, params, shared_params, **kwargs) -> torch.Tensor:
-        """As :meth:`GABALoss.forward`, with ``weights`` from the source (not an argument)."""
-        if kwargs.get("weights") is not None:
-            raise TypeError("SourcedGABALoss takes its weights from its source, not weights=")
-        kwargs.pop("weights", None)
-        applied = torch.as_tensor(
-            self.source(int(self.step) + 1, self.last_weights),
-            dtype=self.ema.dtype,
-            device=self.ema.device,
-        )
-        self.last_applied = applied.clone()
-        return super().forward(losses, params, shared_params, weights=applied, **kwargs)
+def weighting_method(config) -> WeightingMethod:
+    """The registered method of ``config.method`` bound to its options (validated)."""
+    options = dict(config.options or {})
+    check_options_belong(config.method, options)
+    return get_method(config.method)(_controller(config), **options)
 
 
 def make_weighting(
     method: str,
     *,
-    source: Callable | None = None,
+    num_steps: int | None = None,
     num_tasks: int = 2,
     beta: float = 0.99,
     warmup: int = 100,
     lambda_min: float = 0.05,
+    **options,
 ) -> GABALoss:
-    """The loss module for ``method`` (a key of :data:`WEIGHT_SOURCES`).
+    """The torch module of the registered ``method`` for a run of ``num_steps`` steps.
 
-    ``gaba``: a plain :class:`GABALoss`. Otherwise a :class:`SourcedGABALoss`
-    applying ``source`` (default for ``equal``: ``1/K``; the parameterised
-    methods need it, see :func:`weight_source`).
+    ``gaba`` gives a plain :class:`GABALoss`, every other method a
+    :class:`~gaba_control.weighting.SourcedGABALoss` applying its weights;
+    ``options`` are the method's (see :mod:`gaba_control.weighting`).
     """
-    if method not in WEIGHT_SOURCES:
-        raise ValueError(f"method must be one of {tuple(WEIGHT_SOURCES)}, got {method!r}")
-    kwargs = dict(beta=beta, warmup=warmup, lambda_min=lambda_min)
-    if method == "gaba":
-        return GABALoss(num_tasks, **kwargs)
-    if source is None:
-        if method != "equal":
-            raise ValueError(f"method {method!r} needs a weight source (see weight_source)")
-        source = _uniform
-    return SourcedGABALoss(num_tasks, source=source, **kwargs)
-
-
-def weight_source(config, num_steps: int) -> Callable | None:
-    """The weight source of ``config.method`` for a run of ``num_steps`` steps."""
-    return WEIGHT_SOURCES[config.method](config, num_steps)
+    controller = {"num_tasks": num_tasks, "beta": beta, "warmup": warmup,
+                  "lambda_min": lambda_min}
+    return get_method(method)(controller, **options).module(num_steps or 1)
 
 
 # --------------------------------------------------------------------- configuration
@@ -429,10 +163,8 @@ class TrainConfig:
     window: int = 30
     rul_cap: float = 125.0
     health_thresholds: tuple[float, float] = (30.0, 100.0)
-    weights: tuple[float, ...] | None = None
-    schedule_ratio: float | None = None
-    schedule_from: str | None = None
-    replay_trace: str | None = None
+    #: the method's options (see :mod:`gaba_control.weighting`), e.g. ``{"weights": [1, 3]}``
+    options: dict | None = None
 
     def resolved(self) -> TrainConfig:
         """Apply ``quick``: at most 2 epochs of 30 batches (the CLI also shortens warmup)."""
@@ -532,8 +264,7 @@ def _step_losses(model, x, rul, health, rul_scale):
 
 def _checked(config: TrainConfig) -> TrainConfig:
     """Raise ``ValueError``/``TypeError`` naming a bad setting before any work is done."""
-    if config.method not in WEIGHT_SOURCES:
-        raise ValueError(f"method must be one of {tuple(WEIGHT_SOURCES)}, got {config.method!r}")
+    get_method(config.method)
     for name in ("epochs", "batch_size"):
         check_positive_int(getattr(config, name), name)
     for name in ("max_batches", "threads"):
@@ -543,17 +274,7 @@ def _checked(config: TrainConfig) -> TrainConfig:
         value = getattr(config, name)
         if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
             raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
-    for name, method in _METHOD_OPTIONS.items():
-        if getattr(config, name) is not None and config.method != method:
-            option = "--" + name.replace("_", "-")
-            raise ValueError(f"{option} applies to --method {method} only, not {config.method!r}")
-    if config.method == "fixed":
-        fixed_weights(config.weights, num_tasks=len(TASK_NAMES), lambda_min=config.lambda_min)
-    if config.method == "schedule" and config.schedule_ratio is not None:
-        if not (math.isfinite(config.schedule_ratio) and config.schedule_ratio > 0):
-            raise ValueError(
-                f"schedule_ratio must be a finite number > 0, got {config.schedule_ratio!r}"
-            )
+    weighting_method(config)  # the method's own options
     return config
 
 
@@ -603,17 +324,12 @@ def _train(config: TrainConfig, data: CMAPSSData | None) -> dict:
     batches_per_epoch = math.ceil(n_train / config.batch_size)
     if config.max_batches is not None:
         batches_per_epoch = min(batches_per_epoch, config.max_batches)
-    source = weight_source(config, config.epochs * batches_per_epoch)
-    weighting = make_weighting(
-        config.method,
-        source=source,
-        beta=config.beta,
-        warmup=config.warmup,
-        lambda_min=config.lambda_min,
-    )
+    method = weighting_method(config)
+    source = method.source(config.epochs * batches_per_epoch)
+    weighting = method.module(config.epochs * batches_per_epoch)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
     recorder = TraceRecorder(len(TASK_NAMES))
-    source_summary = _source_summary(config, source)
+    source_summary = method.summary(source)
     history: list[dict] = []
     best = {"val_rmse": math.inf, "epoch": None, "state": None}
     diverged = None
@@ -717,19 +433,6 @@ def _train(config: TrainConfig, data: CMAPSSData | None) -> dict:
     return metrics
 
 
-def _source_summary(config: TrainConfig, source) -> dict:
-    """What the applied weights were, for ``metrics.json``."""
-    summary: dict = {"method": config.method}
-    if config.method == "fixed":
-        summary["weights"] = source.weights.tolist()
-    elif config.method == "schedule":
-        summary["ratio"], summary["ratio_from"] = resolve_schedule_ratio(config)
-        summary["final_weights"] = source.table[-1].tolist()
-    elif config.method == "replay":
-        summary["replay_trace"] = str(config.replay_trace)
-    return summary
-
-
 def _rul_units(config: TrainConfig) -> str:
     return "cycles" if config.rul_scale == 1.0 else f"cycles/{config.rul_scale:g}"
 
@@ -786,44 +489,7 @@ def _final_metrics(model, data, config, history, best, diverged) -> dict:
 def add_train_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """Add the ``train`` options to ``parser``."""
     defaults = TrainConfig()
-    parser.add_argument(
-        "--method",
-        choices=METHODS,
-        default=defaults.method,
-        help="loss weighting (default %(default)s): gaba = closed loop; equal = 1/K; "
-        "fixed = --weights; schedule = GABA fed a constant ratio (open loop); "
-        "replay = the λ* of --replay-trace",
-    )
-    parser.add_argument(
-        "--weights",
-        type=float,
-        nargs="+",
-        default=None,
-        metavar="W",
-        help="fixed: one weight per task (rul health), >= 0, normalised to sum 1 "
-        "(default: GABA's saturated output (λ_min, 1)/(1 + λ_min))",
-    )
-    parser.add_argument(
-        "--schedule-ratio",
-        type=float,
-        default=None,
-        metavar="R",
-        help="schedule: the constant sensor reading g = (R, 1)",
-    )
-    parser.add_argument(
-        "--schedule-from",
-        default=None,
-        metavar="TRACE",
-        help="schedule: R = median post-warmup g_rul/g_health of this trace "
-        "(default: the committed results/traces/FD001-gaba-seed0.npz)",
-    )
-    parser.add_argument(
-        "--replay-trace",
-        default=None,
-        metavar="TRACE",
-        help="replay: apply this trace's λ* step by step (same K, controller settings, "
-        ">= as many steps)",
-    )
+    add_method_arguments(parser)
     parser.add_argument(
         "--subset",
         choices=SUBSETS,
@@ -900,6 +566,29 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPar
     return parser
 
 
+def add_method_arguments(parser: argparse.ArgumentParser, *, method: bool = True):
+    """``--method`` (unless ``method=False``) and every registered method's options."""
+    if method:
+        listing = "; ".join(f"{name} = {get_method(name).description}" for name in method_names())
+        parser.add_argument("--method", choices=method_names(), default=TrainConfig.method,
+                            help=f"loss weighting (default %(default)s): {listing}")
+    for name, (spec, owners) in option_owners().items():
+        parser.add_argument(spec.flag, dest=name, type=spec.type, nargs=spec.nargs,
+                            default=None, metavar=spec.metavar,
+                            help=f"{spec.help} [{', '.join(owners)}]")
+    return parser
+
+
+def method_options_from_args(args: argparse.Namespace) -> dict:
+    """The method options given on the command line (lists as tuples)."""
+    options = {}
+    for name in option_owners():
+        value = getattr(args, name, None)
+        if value is not None:
+            options[name] = tuple(value) if isinstance(value, list) else value
+    return options
+
+
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
     """A :class:`TrainConfig` from parsed ``train`` arguments."""
     warmup = args.warmup
@@ -923,10 +612,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         max_batches=args.max_batches,
         threads=args.threads,
         progress=not args.no_progress,
-        weights=None if args.weights is None else tuple(args.weights),
-        schedule_ratio=args.schedule_ratio,
-        schedule_from=args.schedule_from,
-        replay_trace=args.replay_trace,
+        options=method_options_from_args(args) or None,
     )
 
 

@@ -1,0 +1,30 @@
+"""GABA: the closed loop (sensor → comparator → P-law → EMA → floor, behind a warmup gate)."""
+
+from __future__ import annotations
+
+from gaba_control.controller import GABAController
+
+from ._base import WeightingMethod, register
+
+__all__ = ["GABA"]
+
+
+@register
+class GABA(WeightingMethod):
+    """The closed loop: applied weights are GABA's ``λ*`` from the measured norms.
+
+    Numpy twin :meth:`controller` (:class:`~gaba_control.controller.GABAController`),
+    torch module :class:`~gaba_control.nn.GABALoss`; both evaluate the formulas
+    of :mod:`gaba_control.formulas`.
+    """
+
+    name = "gaba"
+    description = "closed loop: λ* from the per-task gradient norms"
+    measures = "per-task gradient norms on the shared parameters"
+    closed_loop = True
+
+    def controller_twin(self) -> GABAController:
+        """The numpy loop with this configuration."""
+        c = self.controller
+        return GABAController(self.num_tasks, beta=c["beta"], warmup=c["warmup"],
+                              lambda_min=c["lambda_min"])
