@@ -30,6 +30,7 @@ STUDIES = (
     "analysis.closed_loop",
     "analysis.real_loop",
     "analysis.compare",
+    "analysis.identify",
     "analysis.seed_audit",
 )
 

@@ -200,6 +200,9 @@ def loop_analysis(plant: ct.TransferFunction, point: OperatingPoint, *, beta: fl
     # (gm, pm, sm, wpc, wgc, wms); method given: "best" warns on discrete systems
     gm, pm, _, wpc, wgc, _ = ct.stability_margins(loop, method="poly")
     gm = math.inf if gm is None or not np.isfinite(gm) else float(gm)
+    at_nyquist = complex(loop(-1.0))  # a crossing exactly at ω = π is missed (notes)
+    if abs(at_nyquist.imag) < 1e-12 and at_nyquist.real < 0 and -1 / at_nyquist.real < gm:
+        gm, wpc = -1 / at_nyquist.real, math.pi
     pm = math.inf if pm is None or not np.isfinite(pm) else float(pm)
     closed = ct.feedback(loop, 1)
     stable = bool(np.all(np.abs(ct.poles(closed)) < 1))

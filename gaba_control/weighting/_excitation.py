@@ -1,7 +1,8 @@
 """Open-loop excitations for identifying the plant: an operating point plus a designed perturbation.
 
 ``λ_1(t) = λ₀ · (1 + ρ · p(t))`` for the first task (RUL on C-MAPSS) and
-``(1 − λ_1(t))/(K − 1)`` for each other, with ``p`` a PRBS
+``(1 − λ_1(t))/(K − 1)`` for each other (after ``hold`` steps at ``1/K``, the
+open-loop twin of GABA's warmup), with ``p`` a PRBS
 (:func:`gaba_control.plant.excitation.prbs`) or a multisine
 (:func:`gaba_control.plant.excitation.multisine`), ``|p| ≤ 1``. The amplitude
 is relative (``ρ``), so the perturbation is the same in ``log λ_1`` at every
@@ -47,8 +48,10 @@ class _Excitation(WeightingMethod):
                "(default 0.2)", metavar="LAMBDA0"),
         Option("amplitude", "excitation: relative amplitude ρ in (0, 1), λ_1 = λ₀(1 + ρ p) "
                "(default 0.4)", metavar="RHO"),
+        Option("hold", "excitation: steps at 1/K before the excitation starts, as GABA's "
+               "warmup (default 0)", type=int, metavar="STEPS"),
     )
-    defaults: ClassVar[dict] = {"operating_point": 0.2, "amplitude": 0.4}
+    defaults: ClassVar[dict] = {"operating_point": 0.2, "amplitude": 0.4, "hold": 0}
 
     def value(self, name: str):
         value = self.settings[name]
@@ -64,16 +67,20 @@ class _Excitation(WeightingMethod):
                              f"got {lam0}·(1 + {rho}) = {lam0 * (1 + rho):g}")
         for option in self.options:
             value = self.settings[option.name]
-            if option.type is int and option.name != "excitation_seed" and value is not None and (
-                    not isinstance(value, numbers.Integral) or value < 1):
-                raise ValueError(f"{option.name} must be an int >= 1, got {value!r}")
+            low = 0 if option.name in ("excitation_seed", "hold") else 1
+            if option.type is int and value is not None and (
+                    not isinstance(value, numbers.Integral) or value < low):
+                raise ValueError(f"{option.name} must be an int >= {low}, got {value!r}")
 
     def perturbation(self, num_steps: int) -> np.ndarray:
         raise NotImplementedError
 
     def trajectory(self, num_steps: int) -> np.ndarray:
-        return excitation_weights(self.perturbation(num_steps), self.value("operating_point"),
-                                  self.value("amplitude"), self.num_tasks)
+        hold = min(self.value("hold"), num_steps)
+        excited = excitation_weights(self.perturbation(num_steps - hold),
+                                     self.value("operating_point"), self.value("amplitude"),
+                                     self.num_tasks)
+        return np.vstack([np.full((hold, self.num_tasks), 1.0 / self.num_tasks), excited])
 
     def summary(self, source=None) -> dict:
         return {"method": self.name, **{o.name: self.value(o.name) for o in self.options}}
@@ -91,12 +98,6 @@ class PRBS(_Excitation):
         Option("excitation_seed", "prbs: start state of the sequence (default 0)", type=int),
     )
     defaults: ClassVar[dict] = {**_Excitation.defaults, "clock": 20, "excitation_seed": 0}
-
-    def check(self) -> None:
-        super().check()
-        seed = self.value("excitation_seed")
-        if not isinstance(seed, numbers.Integral) or seed < 0:
-            raise ValueError(f"excitation_seed must be an int >= 0, got {seed!r}")
 
     def perturbation(self, num_steps: int) -> np.ndarray:
         return prbs(num_steps, self.value("clock"), self.value("excitation_seed"))
