@@ -15,7 +15,11 @@ many runs with ``.run``) with
 * a *plant* whose gradients respond to the weights (:func:`plant_response`):
   two least-squares tasks sharing a parameter vector ``θ``, trained by
   (minibatch) gradient descent on ``Σ λ_i L_i``; the per-task gradient norms
-  the controller reads are measured on the plant at every step.
+  the controller reads are measured on the plant at every step;
+* the *identified* C-MAPSS plant (:func:`identified_plant_response`, the
+  committed models of ``results/identify/plants.csv``): constant imbalances
+  through ``log R = log r + P(z) log(λ_1/λ₀)``, against the same imbalances
+  with no plant answer.
 
 It sweeps ``W``, ``β`` and ``λ_min``, and checks the decimated sensor (the
 norms read every ``N`` steps, ``β^N`` per refresh) against the theory of
@@ -45,6 +49,7 @@ __all__ = [
     "achieved_shares",
     "constant_imbalance_response",
     "decimated_sensor_response",
+    "identified_plant_response",
     "lognormal_norms",
     "one_step_share_error",
     "plant_response",
@@ -612,6 +617,77 @@ def plant_response(*, scales=(100.0, 1.0), dim: int = 8, rows: int = 256, batch:
         share_small=share, floor_fraction=float(floor_gaba[warmup:].mean()), final=final)
 
 
+IDENTIFIED = Path(__file__).resolve().parents[1] / "results/identify/plants.csv"
+
+
+@dataclass(frozen=True)
+class IdentifiedPlantResponse:
+    """GABA against constant imbalances through an identified plant and through none."""
+
+    label: str
+    lam0: float
+    elasticity: float
+    ratios: np.ndarray
+    lambda_mins: np.ndarray
+    final_weight: dict  # "plant"/"none" -> (lambda_mins, ratios) final λ*_1
+    final_ratio: dict  # -> final R = g_1/g_2 the controller reads
+    final_share: dict  # -> final achieved share of task 1
+
+    def table(self) -> str:
+        lines = [f"Identified plant {self.label} (elasticity P(1) = {self.elasticity:.3g}): "
+                 "final λ*_RUL, ratio R and achieved RUL share, constant imbalance r.", "",
+                 "| λ_min | imbalance r | λ* (plant) | λ* (none) | R (plant) | "
+                 "share (plant) | share (none) |", "| --- | --- | --- | --- | --- | --- | --- |"]
+        for i, lm in enumerate(self.lambda_mins):
+            for j, r in enumerate(self.ratios):
+                lines.append(
+                    f"| {lm:g} | {r:g} | {self.final_weight['plant'][i, j]:.4g} | "
+                    f"{self.final_weight['none'][i, j]:.4g} | {self.final_ratio['plant'][i, j]:.4g}"
+                    f" | {self.final_share['plant'][i, j]:.3f} | "
+                    f"{self.final_share['none'][i, j]:.3f} |")
+        return "\n".join(lines)
+
+
+def load_identified_plants(path: Path = IDENTIFIED) -> list[dict]:
+    """The committed identified models (``plants.csv`` rows with a model), or ``[]``."""
+    import csv
+
+    if not Path(path).is_file():
+        return []
+    with open(path, newline="") as handle:
+        return [row for row in csv.DictReader(handle) if row.get("numerator")]
+
+
+def identified_plant_response(numerator, denominator, lam0: float, *, label: str = "",
+                              ratios=(10.0, 100.0, 500.0, 2400.0), lambda_mins=(0.0, 0.05),
+                              steps: int = 3000) -> IdentifiedPlantResponse:
+    """Close GABA over ``P = numerator/denominator`` (powers of ``q⁻¹``) for constant ``r``.
+
+    The disturbance is ``d = log r``; with the plant the controller reads
+    ``log R = d + P u``, ``u = log(λ*_1/λ₀)``; without it, ``log R = d``
+    (the constant-imbalance source of this study).
+    """
+    from gaba_control.plant.loop import simulate_closed_loop
+
+    num, den = np.asarray(numerator, float), np.asarray(denominator, float)
+    ratios, lambda_mins = np.asarray(ratios, float), np.asarray(lambda_mins, float)
+    weight = {k: np.empty((lambda_mins.size, ratios.size)) for k in ("plant", "none")}
+    ratio = {k: np.empty_like(weight["plant"]) for k in ("plant", "none")}
+    share = {k: np.empty_like(weight["plant"]) for k in ("plant", "none")}
+    for i, lm in enumerate(lambda_mins):
+        for j, r in enumerate(ratios):
+            d = np.full(steps, np.log(r))
+            for key, plant in (("plant", (num, den)), ("none", ([0.0, 0.0], [1.0]))):
+                w, y = simulate_closed_loop(plant, d, lambda0=lam0, lambda_min=float(lm),
+                                            warmup=PAPER["warmup"])
+                g = np.array([np.exp(y[-1]), 1.0])
+                weight[key][i, j] = w[-1, 0]
+                ratio[key][i, j] = g[0]
+                share[key][i, j] = achieved_shares(w[-1], g)[0]
+    return IdentifiedPlantResponse(label, float(lam0), float(num.sum() / den.sum()), ratios,
+                                   lambda_mins, weight, ratio, share)
+
+
 # ---------------------------------------------------------------------------------------------
 # Decimated sensor
 # ---------------------------------------------------------------------------------------------
@@ -903,6 +979,15 @@ def run(outdir: Path, *, seed: int, trace, quick: bool) -> Study:
     figures += save_figure(sweep.plot(), outdir, "closed_loop_sweep")
     figures += save_figure(plant.plot(), outdir, "closed_loop_plant")
     figures += save_figure(deci.plot(), outdir, "closed_loop_decimated")
+    # each plant where the loop operates: the unfloored state (λ₀ = 0.002) without a floor,
+    # GABA's floor (λ₀ = 0.05) with λ_min = 0.05
+    regimes = {0.002: (0.0,), 0.05: (PAPER["lambda_min"],)}
+    identified = [identified_plant_response(
+        [float(c) for c in row["numerator"].split()],
+        [float(c) for c in row["denominator"].split()], float(row["lam0"]),
+        label=f"{row['subset']} λ₀ = {float(row['lam0']):g}",
+        lambda_mins=regimes[float(row["lam0"])], steps=1500 if quick else 3000)
+        for row in load_identified_plants() if float(row["lam0"]) in regimes]
     i_m = int(np.argmin(np.abs(const.lambda_mins - PAPER["lambda_min"])))
     j500 = int(np.argmin(np.abs(const.ratios - 500)))
     no_floor = [r["share_error"] for r in sweep.rows
@@ -942,4 +1027,4 @@ def run(outdir: Path, *, seed: int, trace, quick: bool) -> Study:
                  summary=summary, figures=figures,
                  claims=_claims(const, start, one_step, fixed, plant, deci, trace_summary(trace)),
                  tables=[const.table(), start.milestone_table(), sweep.table(),
-                         plant_table([plant, plant_full])])
+                         plant_table([plant, plant_full]), *(r.table() for r in identified)])

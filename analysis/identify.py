@@ -189,8 +189,25 @@ POLES, NUMERATORS, DELAYS = (1, 2), (1, 2), (1,)
 PLOT_MAX_OMEGA = 0.15
 #: the prefilter corner of the parametric fits, rad/step
 HIGHPASS = 0.005
-#: fractions of a run for the drift analysis
-WINDOWS = (("early", 0.0, 1 / 3), ("middle", 1 / 3, 2 / 3), ("late", 2 / 3, 1.0))
+#: the drift analysis cuts each run into this many equal windows (early, middle, late)
+NUM_WINDOWS = 3
+
+
+def training_windows(count: int = NUM_WINDOWS) -> tuple:
+    """``count`` equal windows of a run as ``(name, start fraction, end fraction)``.
+
+    Examples
+    --------
+    >>> [(name, round(lo, 3)) for name, lo, hi in training_windows(3)]
+    [('early', 0.0), ('middle', 0.333), ('late', 0.667)]
+    >>> training_windows(2)[1][0]
+    'window 2 of 2'
+    """
+    if not isinstance(count, int) or isinstance(count, bool) or not 1 <= count <= 10:
+        raise ValueError(f"windows must be an int in [1, 10], got {count!r}")
+    names = ("early", "middle", "late") if count == 3 else tuple(
+        f"window {i + 1} of {count}" for i in range(count))
+    return tuple((names[i], i / count, (i + 1) / count) for i in range(count))
 
 
 @dataclass(frozen=True)
@@ -363,7 +380,8 @@ class PlantEstimate:
                 float(np.mean(self.spectral.radius[mask])))
 
 
-def estimate_plant(records: list[Record], *, held_out_seed=None) -> PlantEstimate:
+def estimate_plant(records: list[Record], *, held_out_seed=None,
+                   windows: int = NUM_WINDOWS) -> PlantEstimate:
     """Spectral estimate, order selection (held-out seed) and windows for one group."""
     from gaba_control.plant.parametric import fit_oe, select_order
     from gaba_control.plant.spectral import InsufficientCoherenceError, frequency_response_estimate
@@ -392,8 +410,8 @@ def estimate_plant(records: list[Record], *, held_out_seed=None) -> PlantEstimat
     model = fit_oe(us, ys, nb, n_poles, nk, highpass=HIGHPASS)
     seed_gains = tuple(fit_oe(r.u, r.y, nb, n_poles, nk, highpass=HIGHPASS).dc_gain
                        for r in records)
-    windows = []
-    for name, lo, hi in WINDOWS:
+    fitted_windows = []
+    for name, lo, hi in training_windows(windows):
         parts = [(r.u[int(lo * r.u.size):int(hi * r.u.size)],
                   r.y[int(lo * r.y.size):int(hi * r.y.size)]) for r in records]
         wu, wy = [p[0] for p in parts], [p[1] for p in parts]
@@ -402,12 +420,12 @@ def estimate_plant(records: list[Record], *, held_out_seed=None) -> PlantEstimat
         ws = [r.share[int(lo * r.u.size):int(hi * r.u.size)] for r in records]
         share_w = frequency_response_estimate(wu, ws, nperseg=_nperseg_of(wu))
         mask = _band_mask(est_w)
-        windows.append((name, fitted.dc_gain, float(np.mean(est_w.magnitude[mask])),
+        fitted_windows.append((name, fitted.dc_gain, float(np.mean(est_w.magnitude[mask])),
                         float(np.mean(est_w.radius[mask])), model.score(wu, wy), fitted.fit,
                         tuple(fitted.poles.tolist()), fitted,
                         float(np.mean(share_w.magnitude[_band_mask(share_w)]))))
     return PlantEstimate(**base, status="ok", selection=selection, model=model,
-                         seed_dc_gains=seed_gains, windows=tuple(windows))
+                         seed_dc_gains=seed_gains, windows=tuple(fitted_windows))
 
 
 @dataclass(frozen=True)
@@ -506,7 +524,7 @@ class IdentificationResponse:
     multisine: list  # (subset, fit % of the PRBS model on the multisine runs, n runs)
     loops: list  # (subset, regime, LoopAnalysis, the plant's λ₀)
     predictions: list
-    describing: tuple  # (amplitudes, N(A), ema0)
+    describing: list  # [(ema0, amplitudes, N(A))], the first at the measured floor state
 
     def plant(self, subset, lam0) -> PlantEstimate | None:
         return next((p for p in self.plants if p.subset == subset and p.lam0 == lam0), None)
@@ -525,6 +543,8 @@ class IdentificationResponse:
                 m = p.model
                 row.update(orders=f"OE({m.orders[0]},{m.orders[1]},{m.orders[2]})",
                            dc_gain=m.dc_gain, poles=" ".join(f"{z:.4g}" for z in m.poles),
+                           numerator=" ".join(repr(float(c)) for c in m.numerator),
+                           denominator=" ".join(repr(float(c)) for c in m.a),
                            fit=m.fit,
                            held_out_fit=max(v for v in p.selection.validation_fit),
                            seed_dc_mean=float(np.mean(p.seed_dc_gains)),
@@ -655,22 +675,64 @@ class IdentificationResponse:
             ax[2].set_xlabel("ω [rad/step]  (dotted: EMA cut-off)")
             ax[0].legend(fontsize=7, ncol=2)
         written += save_figure(fig, out, "identify_bode")
-        if self.loops:
+        with_windows = [p for p in self.plants if p.windows]
+        if with_windows:
             fig, axes = new_figure(1, len(subsets), width=4.2 * len(subsets), height=3.4,
                                    squeeze=False)
             for j, subset in enumerate(subsets):
                 ax = axes[0, j]
-                for (s, regime, a, _), color in zip(
-                        [lp for lp in self.loops if lp[0] == subset], ("C0", "C3"), strict=False):
-                    del s
-                    ax.loglog(a.omega, np.abs(a.L), color=color, label=f"|L| {regime}")
-                    ax.loglog(a.omega, np.abs(a.S), "--", color=color, label=f"|S| {regime}")
+                for k, p in enumerate(q for q in with_windows if q.subset == subset):
+                    x = np.arange(1, len(p.windows) + 1) + 0.06 * (k - 1.5)
+                    gains = np.array([w[2] for w in p.windows])
+                    radius = np.array([w[3] for w in p.windows])
+                    ax.errorbar(x, gains, yerr=radius, fmt="o-", color=f"C{k}", capsize=2,
+                                label=f"λ₀ = {p.lam0:g}: band |P| ± 95 %")
+                    ax.plot(x, [w[1] for w in p.windows], "x", color=f"C{k}")
+                ax.set_xticks(np.arange(1, len(p.windows) + 1),
+                              [w[0] for w in p.windows])
+                ax.set_title(f"{subset}: the plant over training (x: window model's P(1))")
+                ax.set_ylabel("elasticity")
+                ax.legend(fontsize=6)
+            written += save_figure(fig, out, "identify_drift")
+        if self.loops:
+            fig, axes = new_figure(2, len(subsets), width=4.2 * len(subsets), height=7.0,
+                                   squeeze=False)
+            for j, subset in enumerate(subsets):
+                ax, nyq = axes[0, j], axes[1, j]
+                mine = [lp for lp in self.loops if lp[0] == subset]
+                for (_, regime, a, _), color in zip(mine, ("C0", "C3"), strict=False):
+                    ax.loglog(a.omega, np.abs(a.L), color=color, label=f"|L|, {regime}")
+                    ax.loglog(a.omega, np.abs(a.S), "--", color=color, label=f"|S|, {regime}")
+                    nyq.plot(a.L.real, a.L.imag, color=color,
+                             label=f"{regime}: GM {a.gain_margin:.3g}")
+                    nyq.plot(a.L.real, -a.L.imag, color=color, linewidth=0.6, alpha=0.5)
                 ax.axhline(1.0, color="0.5", linewidth=0.8)
+                ax.axvline(0.01005, color="0.5", linewidth=0.8, linestyle=":")
                 ax.set_title(f"{subset}: GABA's loop on the identified plant")
-                ax.set_xlabel("ω [rad/step]")
+                ax.set_xlabel("ω [rad/step]  (dotted: EMA cut-off)")
                 ax.set_ylabel("magnitude")
-                ax.legend(fontsize=7)
+                ax.legend(fontsize=6)
+                nyq.plot([-1], [0], "k+", markersize=10)
+                nyq.annotate("−1", (-1, 0), textcoords="offset points", xytext=(4, 4))
+                reach = max(float(np.max(np.abs(a.L))) for _, _, a, _ in mine)
+                nyq.set_xlim(-1.2, max(0.4, 1.2 * reach))
+                nyq.set_ylim(-0.8, 0.8)
+                nyq.set_aspect("equal")
+                nyq.set_xlabel("Re L(e^{jω})")
+                nyq.set_ylabel("Im L")
+                nyq.set_title("Nyquist (ω from 10⁻⁴ to π)")
+                nyq.legend(fontsize=6, loc="lower left")
             written += save_figure(fig, out, "identify_loop")
+            fig, ax = new_figure(width=5.4, height=3.4)
+            for k, (ema0, amps, gains) in enumerate(self.describing):
+                label = f"λ̂₀ = {ema0:.3g}" + (" (measured, FD001 floor)" if k == 0 else "")
+                ax.semilogx(amps, gains, color=f"C{k}", label=label)
+            ax.set_xlabel("amplitude A of λ̂_RUL = λ̂₀ + A sin θ  (feasible: A < λ̂₀)")
+            ax.set_ylabel("describing function N(A)")
+            ax.set_title("Describing function of the floor (λ_min = 0.05)")
+            ax.set_ylim(0, 1.05)
+            ax.legend(fontsize=7)
+            written += save_figure(fig, out, "identify_floor")
         if self.predictions:
             cases = sorted({(p.record.subset, p.record.lambda_min) for p in self.predictions})
             fig, axes = new_figure(2, len(cases), width=3.6 * len(cases), height=5.6,
@@ -714,8 +776,14 @@ def _fmt_cell(value) -> str:
     return "" if value is None else str(value)
 
 
-def identification_response(records: list[Record]) -> IdentificationResponse:
-    """Plant estimates, amplitude test, held-out multisine, loop analysis and predictions."""
+def identification_response(records: list[Record], *,
+                            windows: int = NUM_WINDOWS) -> IdentificationResponse:
+    """Plant estimates, amplitude test, held-out multisine, loop analysis and predictions.
+
+    ``windows``: how many equal parts of each run the drift analysis fits
+    separately (an int in [1, 10]).
+    """
+    training_windows(windows)  # a bad count fails before any work
     from gaba_control.plant.loop import (
         floor_describing_function,
         loop_analysis,
@@ -731,7 +799,7 @@ def identification_response(records: list[Record]) -> IdentificationResponse:
         for lam0 in sorted({r.lam0 for r in main}):
             group = _group(main, lam0=lam0)
             if len(group) >= 2:
-                plants.append(estimate_plant(group))
+                plants.append(estimate_plant(group, windows=windows))
     amplitude = []
     first = records[0].subset
     middle_runs = [r for r in records if r.subset == first and r.method == "prbs"
@@ -785,10 +853,12 @@ def identification_response(records: list[Record]) -> IdentificationResponse:
             if free is not None:
                 predictions.append(predict_closed_loop(record, plant, free))
     floor_points = [lp for lp in loops if lp[1].startswith("floor")]
-    ema0 = floor_points[0][2].point.ema if floor_points else 0.002
-    amps = np.geomspace(ema0 * 1e-2, min(0.9, 1 - ema0) * 0.999, 60)
-    amps = amps[ema0 - amps > 0]
-    describing = (amps, floor_describing_function(ema0, amps, 0.05), ema0)
+    measured_ema = floor_points[0][2].point.ema if floor_points else 0.002
+    describing = []
+    # feasible sinusoids only: the EMA of non-negative raw weights never goes below 0
+    for ema0 in (measured_ema, 0.01, 0.03, 0.045, 0.055, 0.1):
+        amps = np.geomspace(ema0 * 1e-3, ema0 * 0.999, 60)
+        describing.append((ema0, amps, floor_describing_function(ema0, amps, 0.05)))
     return IdentificationResponse(records, plants, amplitude, multisine, loops, predictions,
                                   describing)
 
@@ -991,6 +1061,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
                         help="run the excitation runs, skip the analysis")
     parser.add_argument("--from-records", type=Path, default=None, metavar="NPZ",
                         help="analyse these committed records instead of training")
+    parser.add_argument("--windows", type=int, default=NUM_WINDOWS,
+                        help="equal parts of each run for the drift analysis (default 3)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     return parser
 
@@ -999,7 +1071,8 @@ def run_from_args(args: argparse.Namespace) -> int:
     """Run ``identify`` from parsed arguments; print the summary; return the exit status."""
     try:
         if args.from_records is not None:
-            response = identification_response(load_records(args.from_records))
+            response = identification_response(load_records(args.from_records),
+                                               windows=args.windows)
             response.write(args.out)
             print(response.markdown())
             return 0
@@ -1017,7 +1090,7 @@ def run_from_args(args: argparse.Namespace) -> int:
             return 0
         records = records_from_runs(runs)
         save_records(records, args.out / RECORDS_FILE)
-        response = identification_response(records)
+        response = identification_response(records, windows=args.windows)
         response.write(args.out)
     except (ValueError, RuntimeError, FileNotFoundError) as error:
         print(f"gaba-control identify: {error}", file=sys.stderr)

@@ -173,3 +173,14 @@ def test_a_small_real_identification_produces_a_model(cmapss_dir, tmp_path, caps
     assert len(records) == 4 and all(r.lam.size == 330 for r in records)
     response = identification_response(records)
     assert any(p.model is not None for p in response.plants)
+
+
+def test_windows_are_validated_by_name():
+    from analysis.identify import training_windows
+
+    assert len(training_windows(4)) == 4
+    for bad in (0, 11, 2.5, True):
+        with pytest.raises(ValueError, match="windows must be an int in"):
+            training_windows(bad)
+    with pytest.raises(ValueError, match="windows must be an int in"):
+        identification_response(_synthetic_records()[:3], windows=0)

@@ -130,3 +130,20 @@ def test_python_control_interconnect_equals_the_numpy_loop():
 def test_bad_arguments_are_named(call, error, message):
     with pytest.raises(error, match=message):
         call()
+
+
+def test_identified_plant_in_the_closed_loop_study():
+    from analysis.closed_loop import identified_plant_response
+
+    # elasticity 1: without a floor K = 2 GABA still equalises λ_i g_i at steady state
+    r = identified_plant_response([0.0, 0.2], [1.0, -0.8], 0.002, ratios=(10.0, 500.0),
+                                  lambda_mins=(0.0, 0.05), steps=3000)
+    assert r.elasticity == pytest.approx(1.0)
+    assert_allclose(r.final_share["plant"][0], 0.5, atol=1e-3)
+    assert_allclose(r.final_share["none"][0], 0.5, atol=1e-3)
+    # R = r (λ/λ₀)^P(1) at equilibrium, λ = 1/(1 + R)
+    lam = r.final_weight["plant"][0]
+    assert_allclose(r.final_ratio["plant"][0], np.array([10.0, 500.0]) * lam / 0.002, rtol=1e-3)
+    # on the floor a positive elasticity makes the imbalance worse than without a plant answer
+    assert np.all(r.final_share["plant"][1] >= r.final_share["none"][1])
+    assert "| 0.05 | 500 |" in r.table()
