@@ -28,7 +28,6 @@ import time  # noqa: E402
 import numpy as np  # noqa: E402
 from scipy import signal  # noqa: E402
 
-
 #: the synthetic plant: poles 0.8 and 0.5, one step of delay, DC gain 0.12/0.1 = 1.2
 PLANT = (np.array([0.0, 0.2, -0.08]), np.real(np.poly([0.8, 0.5])))
 
@@ -90,8 +89,10 @@ def main(argv=None) -> None:
           f"{select_s:.2f} s |")
     print(f"| whole per-group analysis (`estimate_plant`, 3 records of {third}) | "
           f"{study_s:.2f} s (target < 5 s) |")
+    true_gain = PLANT[0].sum() / PLANT[1].sum()
+    poles = np.round(plant.model.poles, 3).tolist()
     print(f"\nchosen model: OE{plant.model.orders}, DC gain {plant.model.dc_gain:.3f} "
-          f"(true {PLANT[0].sum() / PLANT[1].sum():.3g}), poles {np.round(plant.model.poles, 3).tolist()}")
+          f"(true {true_gain:.3g}), poles {poles}")
 
 
 if __name__ == "__main__":

@@ -126,7 +126,7 @@ def test_records_round_trip_and_bad_files(tmp_path):
                                                           for r in records]
     assert_allclose(again[1].lam, records[1].lam, rtol=0, atol=0)
     (tmp_path / "bad.npz").write_bytes(b"not a zip")
-    with pytest.raises(ValueError, match="bad.npz: not a readable identification record"):
+    with pytest.raises(ValueError, match=r"bad\.npz: not a readable identification record"):
         load_records(tmp_path / "bad.npz")
 
 
