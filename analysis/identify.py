@@ -1026,7 +1026,8 @@ def _plant_claims(response: IdentificationResponse | None) -> list:
             "issue 10", "simulated GABA on d + P u, d from the open-loop twin",
             "replay: the same controller on the twin's measured output",
             f"{len(errs)} closed-loop runs: epoch-median λ* log-RMSE "
-            f"{mean['lambda_log_rmse_plant']:.3g} (plant) vs {mean['lambda_log_rmse_replay']:.3g} (replay); weighted-share error "
+            f"{mean['lambda_log_rmse_plant']:.3g} (plant) vs "
+            f"{mean['lambda_log_rmse_replay']:.3g} (replay); weighted-share error "
             f"{mean['share_abs_error_plant']:.3g} vs {mean['share_abs_error_replay']:.3g}",
             "both errors smaller with the plant", "holds" if better else "refuted",
             "the plant model adds nothing measurable to replay: the loop gain it implies is small "
