@@ -29,6 +29,7 @@ Outputs in ``--out`` (default ``results/identify``) come from
 from __future__ import annotations
 
 import argparse
+import itertools
 import math
 import sys
 from dataclasses import dataclass, field
@@ -593,6 +594,64 @@ class IdentificationResponse:
                          "oscillation_gain": a.oscillation_gain, "stable": a.stable})
         return rows
 
+    def level_rows(self) -> list[dict]:
+        """The slowest answer: how the ratio's level over the second half of training
+        moves with the operating point, across runs (a static elasticity).
+
+        Per subset and pair of adjacent operating points: the slope
+        ``Δ mean log R / Δ log λ₀`` of the runs' second-half medians, with its
+        standard error from the seed spread (± 1 SE).
+        """
+        rows = []
+        for subset in dict.fromkeys(r.subset for r in self.records):
+            levels = {}
+            for lam0 in sorted({r.lam0 for r in self.records
+                                if r.subset == subset and r.role == "main"}):
+                runs = _group(self.records, subset=subset, role="main", lam0=lam0)
+                meds = [float(np.median(np.log(r.ratio[r.ratio.size // 2:]))) for r in runs]
+                levels[lam0] = (float(np.mean(meds)), float(np.std(meds, ddof=1))
+                                if len(meds) > 1 else math.nan, len(meds))
+            points = sorted(levels)
+            for a, b in itertools.pairwise(points):
+                (ma, sa, na), (mb, sb, nb) = levels[a], levels[b]
+                span = math.log(b / a)
+                rows.append({"subset": subset, "lam0_from": a, "lam0_to": b,
+                             "level_from": ma, "level_to": mb,
+                             "static_elasticity": (mb - ma) / span,
+                             "standard_error": math.sqrt(sa**2 / na + sb**2 / nb) / span,
+                             "seeds": min(na, nb)})
+        return rows
+
+    def pulse_rows(self) -> list[dict]:
+        """The twins as a pulse test: ``W`` steps at ``1/K`` instead of ``λ₀``, then the same.
+
+        ``log R_twin − log R_main`` (same subset, seed and ``λ₀``) while and
+        just after the pulse (the first two epochs) and over the second half of
+        training, beside the seed-to-seed spread (standard deviation) of the main
+        runs' second-half level; the pulse area is ``Σ (log(1/K) − log λ₀)`` over
+        the held steps.
+        """
+        rows = []
+        for twin in (r for r in self.records if r.role == "twin"):
+            main = next((r for r in self.records if r.role == "main" and r.subset == twin.subset
+                         and r.seed == twin.seed and r.lam0 == twin.lam0), None)
+            if main is None:
+                continue
+            n = min(twin.ratio.size, main.ratio.size)
+            diff = np.log(twin.ratio[:n]) - np.log(main.ratio[:n])
+            epoch = main.epoch[:n]
+            early = diff[epoch < 2]
+            late = diff[n // 2:]
+            area = WARMUP * math.log(0.5 / twin.lam0)
+            mains = _group(self.records, subset=twin.subset, role="main", lam0=twin.lam0)
+            spread = np.std([np.median(np.log(r.ratio[r.ratio.size // 2:])) for r in mains],
+                            ddof=1) if len(mains) > 1 else math.nan
+            rows.append({"subset": twin.subset, "lam0": twin.lam0, "seed": twin.seed,
+                         "pulse_area": area, "dlogR_first_two_epochs": float(np.median(early)),
+                         "dlogR_second_half": float(np.median(late)),
+                         "seed_spread_of_level": float(spread)})
+        return rows
+
     def prediction_rows(self) -> list[dict]:
         rows = []
         for p in self.predictions:
@@ -619,6 +678,10 @@ class IdentificationResponse:
                  "### Multisine (held-out input) predicted by the PRBS model",
                  _md_table([{"subset": m[0], "fit_percent": m[1], "runs": m[2]}
                             for m in self.multisine]), "",
+                 "### Static elasticity across runs (second-half level of log R)",
+                 _md_table(self.level_rows()), "",
+                 "### Pulse test: W steps at 1/K before the excitation (twin − main)",
+                 _md_table(self.pulse_rows()), "",
                  "### The loop on the identified plant", _md_table(self.loop_rows()), "",
                  "### Closed loop: predicted against measured", _md_table(self.prediction_rows())]
         return "\n".join(parts) + "\n"
@@ -632,7 +695,8 @@ class IdentificationResponse:
         out.mkdir(parents=True, exist_ok=True)
         written = []
         for name, rows in (("plants", self.plant_rows()), ("windows", self.window_rows()),
-                           ("outputs", self.output_rows()),
+                           ("outputs", self.output_rows()), ("pulses", self.pulse_rows()),
+                           ("levels", self.level_rows()),
                            ("loops", self.loop_rows()), ("predictions", self.prediction_rows())):
             if rows:
                 atomic_write_text(out / f"{name}.csv", _csv(rows))
