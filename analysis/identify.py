@@ -109,6 +109,8 @@ def plan_design(subsets=("FD001", "FD002"), seeds=(0, 1, 2), *,
         raise ValueError("subsets, seeds and operating_points must each name at least one")
     if len(set(seeds)) != len(seeds):
         raise ValueError(f"seeds must be distinct, got {list(seeds)}")
+    if any(isinstance(s, bool) or not isinstance(s, (int, np.integer)) or s < 0 for s in seeds):
+        raise ValueError(f"seeds must be ints >= 0, got {list(seeds)}")
     middle = sorted(operating_points)[len(operating_points) // 2]
     points = []
     for s_index, subset in enumerate(subsets):

@@ -148,6 +148,8 @@ def test_design_validates_before_training(tmp_path, capsys):
     assert not (tmp_path / "cache").exists()
     with pytest.raises(ValueError, match="seeds must be distinct"):
         plan_design(["FD001"], [0, 0])
+    with pytest.raises(ValueError, match="seeds must be ints >= 0"):
+        plan_design(["FD001"], [-1])
 
 
 def test_skip_and_inputs_of_a_record():
