@@ -678,7 +678,8 @@ class IdentificationResponse:
                              "band_gain_linear_input": a[3], "coherence": a[4]}
                             for a in self.amplitude]), "",
                  "### Multisine (held-out input) predicted by the PRBS model",
-                 _md_table([{"subset": m[0], "fit_percent": m[1], "runs": m[2]}
+                 _md_table([{"subset": m[0], "fit_percent": m[1], "runs": m[2],
+                             "harmonics_inside_95pc_band": f"{m[3]}/{m[4]}"}
                             for m in self.multisine]), "",
                  "### Static elasticity across runs (second-half level of log R)",
                  _md_table(self.level_rows()), "",
@@ -730,14 +731,18 @@ class IdentificationResponse:
                 ax[1].semilogx(e.omega[mask], np.degrees(np.angle(e.response[mask])),
                                color=line.get_color())
                 ax[2].semilogx(e.omega[mask], e.coherence[mask], color=line.get_color())
-                if p.model is not None:
-                    w = np.logspace(-3, np.log10(PLOT_MAX_OMEGA), 200)
-                    ax[0].loglog(w, np.abs(p.model.frequency_response(w)), "--",
+                if p.model is not None:  # dashed in the identified band, dotted below it
+                    low = float(e.omega[0])
+                    w_in = np.logspace(np.log10(low), np.log10(PLOT_MAX_OMEGA), 100)
+                    w_out = np.logspace(-3, np.log10(low), 50)
+                    ax[0].loglog(w_in, np.abs(p.model.frequency_response(w_in)), "--",
+                                 color=line.get_color(), linewidth=1)
+                    ax[0].loglog(w_out, np.abs(p.model.frequency_response(w_out)), ":",
                                  color=line.get_color(), linewidth=1)
             for a in ax:
                 a.axvline(0.01005, color="0.5", linewidth=0.8, linestyle=":")
-            ax[0].set_title(f"{subset}: P from log λ_RUL to log R\n(bands: 95 %; dashed: "
-                            "OE model)")
+            ax[0].set_title(f"{subset}: P from log λ_RUL to log R\n(bands 95 %; OE model "
+                            "dashed, dotted where extrapolated)")
             ax[0].set_ylabel("|P|, elasticity ∂log R/∂log λ")
             ax[1].set_ylabel("phase [deg]")
             ax[2].set_ylabel("coherence γ²")
@@ -760,8 +765,9 @@ class IdentificationResponse:
                     ax.plot(x, [w[1] for w in p.windows], "x", color=f"C{k}")
                 ax.set_xticks(np.arange(1, len(p.windows) + 1),
                               [w[0] for w in p.windows])
-                ax.set_title(f"{subset}: the plant over training (x: window model's P(1))")
-                ax.set_ylabel("elasticity")
+                ax.plot([], [], "kx", label="× : P(1) of the window's OE model")
+                ax.set_title(f"{subset}: the plant over training")
+                ax.set_ylabel("elasticity ∂log R/∂log λ_RUL")
                 ax.legend(fontsize=6)
             written += save_figure(fig, out, "identify_drift")
         if self.loops:
@@ -896,7 +902,8 @@ def identification_response(records: list[Record], *,
                          None)
             if plant is not None and plant.model is not None:
                 multisine.append((subset, plant.model.score([r.u for r in runs],
-                                                            [r.y for r in runs]), len(runs)))
+                                                            [r.y for r in runs]), len(runs),
+                                  *_harmonics_covered(runs, plant.model)))
     loops, predictions = [], []
     lam0s = sorted({p.lam0 for p in plants})
     for subset in dict.fromkeys(r.subset for r in records):
@@ -931,6 +938,25 @@ def identification_response(records: list[Record], *,
         describing.append((ema0, amps, floor_describing_function(ema0, amps, 0.05)))
     return IdentificationResponse(records, plants, amplitude, multisine, loops, predictions,
                                   describing)
+
+
+def _harmonics_covered(runs, model) -> tuple[int, int]:
+    """At the multisine's harmonics: how many of its 95 % disks contain the PRBS model.
+
+    One period per segment, no window, no overlap: the harmonics fall on bins
+    1 … M exactly (a constant detrend, so bin 1 is trusted).
+    """
+    from gaba_control.plant.spectral import frequency_response_estimate
+
+    period = DEFAULT_PERIOD
+    us = [r.u[: (r.u.size // period) * period] for r in runs]
+    ys = [r.y[: (r.y.size // period) * period] for r in runs]
+    est = frequency_response_estimate(us, ys, nperseg=period, noverlap=0, window="boxcar",
+                                      detrend="constant")
+    harmonics = np.arange(DEFAULT_HARMONICS)  # bins 1..M are rows 0..M-1 here
+    model_at = model.frequency_response(est.omega[harmonics])
+    covered = np.abs(model_at - est.response[harmonics]) <= est.radius[harmonics]
+    return int(np.sum(covered)), int(harmonics.size)
 
 
 def _closest(plants, subset, lam0):
