@@ -26,8 +26,8 @@ __all__ = [
 TaskGrads = Sequence[Sequence["Tensor | None"]]
 
 
-def as_loss_list(losses, num_tasks: int) -> list[Tensor]:
-    """Return ``losses`` as a list of ``num_tasks`` scalar tensors that require grad.
+def as_loss_list(losses, num_tasks: int, *, require_grad: bool = True) -> list[Tensor]:
+    """Return ``losses`` as a list of ``num_tasks`` scalar tensors (that require grad).
 
     Accepts any iterable of 0-d tensors, or a 1-D tensor of length ``K``
     (unbound into its entries, which keeps the graph).
@@ -49,11 +49,11 @@ def as_loss_list(losses, num_tasks: int) -> list[Tensor]:
     if len(items) != num_tasks:
         raise ValueError(f"expected num_tasks={num_tasks} losses, got {len(items)}")
     for i, loss in enumerate(items):
-        _check_loss(loss, i)
+        _check_loss(loss, i, require_grad)
     return items
 
 
-def _check_loss(loss, i: int) -> None:
+def _check_loss(loss, i: int, require_grad: bool = True) -> None:
     if not isinstance(loss, Tensor):
         raise TypeError(f"losses[{i}] must be a torch.Tensor, got {type(loss).__name__}")
     if loss.dim() != 0:
@@ -63,18 +63,20 @@ def _check_loss(loss, i: int) -> None:
         )
     if not loss.is_floating_point():
         raise TypeError(f"losses[{i}] must have a floating dtype, got {loss.dtype}")
-    if not loss.requires_grad:
+    if require_grad and not loss.requires_grad:
         raise ValueError(
-            f"losses[{i}] does not require grad (detached, or computed under torch.no_grad()?)"
+            f"losses[{i}] does not require grad (detached, or computed under torch.no_grad()?); "
+            "for validation put the module in eval() mode"
         )
 
 
 def as_param_lists(params, shared_params) -> tuple[list[Tensor], list[int]]:
     """Materialise ``params`` and ``shared_params``; return params and the shared positions.
 
-    Raises if either is empty, holds a non-tensor or a tensor that does not
-    require grad, holds a duplicate, or if a shared parameter is not one of
-    ``params`` (matched by identity).
+    Frozen tensors (``requires_grad=False``) are left out of both, as a plain
+    ``backward()`` leaves them alone. Raises if either holds no trainable
+    tensor, holds a non-tensor or a duplicate, or if a shared parameter is not
+    one of ``params`` (matched by identity).
     """
     params = _materialise(params, "params")
     shared = _materialise(shared_params, "shared_params")
@@ -113,12 +115,13 @@ def _materialise(items, name: str) -> list[Tensor]:
     for i, p in enumerate(items):
         if not isinstance(p, Tensor):
             raise TypeError(f"{name}[{i}] must be a torch.Tensor, got {type(p).__name__}")
-        if not p.requires_grad:
-            raise ValueError(
-                f"{name}[{i}] (shape {tuple(p.shape)}) does not require grad; "
-                "pass only trainable parameters"
-            )
-    return items
+    trainable = [p for p in items if p.requires_grad]
+    if not trainable:
+        raise ValueError(
+            f"{name} holds no trainable parameter: all {len(items)} have requires_grad=False "
+            "(frozen); at least one must be trained"
+        )
+    return trainable
 
 
 def as_representation(representation) -> Tensor:
