@@ -252,3 +252,22 @@ def test_compiled_model():
     for got, want in zip(delivered, _grads(model), strict=True):
         assert_allclose(got.numpy(), want.numpy(), rtol=1e-5, atol=1e-7)
     assert math.isfinite(float(gaba.telemetry()["weights"][0]))
+
+
+def test_params_that_miss_trained_tensors_are_an_error():
+    model = Net()
+    gaba = GABALoss(2, warmup=0)
+    (x, y), = _batches(1, 8)
+    with pytest.raises(ValueError, match=r"depend on 4 trainable tensor\(s\) not in params"):
+        gaba(model.losses(x, y), model.backbone.parameters(), model.backbone.parameters())
+    assert int(gaba.step) == 0  # nothing happened
+
+
+def test_a_representation_unrelated_to_the_losses_is_named():
+    model = Net()
+    gaba = GABALoss(2, warmup=0, sensor="representation")
+    (x, y), = _batches(1, 8)
+    unrelated = model.backbone(x)  # a second forward: not the z the losses were computed from
+    with pytest.raises(ValueError, match="was not computed from representation"):
+        gaba(model.losses(x, y), model.parameters(), model.backbone.parameters(),
+             representation=unrelated)

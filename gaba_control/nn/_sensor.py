@@ -21,6 +21,7 @@ __all__ = [
     "nonfinite_elsewhere",
     "shared_norms",
     "task_gradients",
+    "untracked_leaves",
 ]
 
 TaskGrads = Sequence[Sequence["Tensor | None"]]
@@ -152,14 +153,40 @@ def task_gradients(losses: Sequence[Tensor], inputs: Sequence[Tensor], *, retain
     ]
 
 
-def check_reaches_shared(task_grads: TaskGrads, shared_index: Sequence[int]) -> None:
-    """Raise ``ValueError`` if some task's loss reaches none of the shared parameters."""
+def check_reaches_shared(task_grads: TaskGrads, shared_index: Sequence[int], *,
+                         what: str = "any of shared_params") -> None:
+    """Raise ``ValueError`` if some task's loss reaches none of the shared inputs."""
     for i, grads in enumerate(task_grads):
         if all(grads[j] is None for j in shared_index):
+            if what == "representation":
+                raise ValueError(
+                    f"losses[{i}] was not computed from representation: pass the tensor z the "
+                    "task heads were applied to (the backbone output of this forward pass)"
+                )
             raise ValueError(
-                f"losses[{i}] does not depend on any of shared_params: its gradient norm on "
+                f"losses[{i}] does not depend on {what}: its gradient norm on "
                 "the shared parameters is undefined (check the model wiring or shared_params)"
             )
+
+
+def untracked_leaves(losses: Sequence[Tensor], params: Sequence[Tensor]) -> list[Tensor]:
+    """Trainable leaf tensors the losses depend on that ``params`` leaves out.
+
+    Walks the autograd graph once (``AccumulateGrad`` nodes); such tensors
+    would silently receive no gradient from the exact sensor.
+    """
+    known = {id(p) for p in params}
+    seen, stack, found = set(), [loss.grad_fn for loss in losses if loss.grad_fn], []
+    while stack:
+        node = stack.pop()
+        if node is None or id(node) in seen:
+            continue
+        seen.add(id(node))
+        leaf = getattr(node, "variable", None)
+        if leaf is not None and leaf.requires_grad and id(leaf) not in known:
+            found.append(leaf)
+        stack.extend(fn for fn, _ in node.next_functions)
+    return found
 
 
 def nonfinite_elsewhere(task_grads: TaskGrads, shared_index: Sequence[int], *, device) -> Tensor:

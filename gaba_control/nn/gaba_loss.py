@@ -37,6 +37,7 @@ from ._sensor import (
     nonfinite_elsewhere,
     shared_norms,
     task_gradients,
+    untracked_leaves,
 )
 
 __all__ = ["GABALoss", "GABAStep"]
@@ -477,7 +478,21 @@ class GABALoss(nn.Module):
             return [as_representation(representation)]
         return [params[j] for j in shared_index]
 
+    def _check_params_cover(self, losses, params) -> None:
+        """On the first step: every trainable tensor the losses use must be in ``params``."""
+        if self._host_step > 0:
+            return
+        missing = untracked_leaves(losses, params)
+        if missing:
+            shapes = ", ".join(str(tuple(t.shape)) for t in missing[:3])
+            raise ValueError(
+                f"the losses depend on {len(missing)} trainable tensor(s) not in params (shapes "
+                f"{shapes}{', …' if len(missing) > 3 else ''}): they would receive no gradient; "
+                "pass every trained parameter, e.g. model.parameters(), or freeze them "
+                "(requires_grad=False)")
+
     def _forward_exact(self, losses, params, shared_index, applied) -> Tensor:
+        self._check_params_cover(losses, params)
         task_grads = task_gradients(losses, params, retain_last=False)
         check_reaches_shared(task_grads, shared_index)
         norms = shared_norms(task_grads, shared_index, device=self.ema.device, dtype=self.ema.dtype)
@@ -506,6 +521,7 @@ class GABALoss(nn.Module):
                 or any(a is not b for a, b in zip(params, self._window_params, strict=True))):
             raise ValueError("params changed inside an accumulation window; pass the same "
                              "parameters to every micro-batch of a window")
+        self._check_params_cover(losses, params)
         task_grads = task_gradients(losses, params, retain_last=False)
         check_reaches_shared(task_grads, shared_index)
         if self._window is None:
@@ -534,7 +550,9 @@ class GABALoss(nn.Module):
 
     def _forward_graph(self, losses, inputs, applied) -> Tensor:
         task_grads = task_gradients(losses, inputs, retain_last=True)
-        check_reaches_shared(task_grads, range(len(inputs)))
+        what = {"representation": "representation", "last_layer": "any of sensor_params"}
+        check_reaches_shared(task_grads, range(len(inputs)),
+                             what=what.get(self.sensor, "any of shared_params"))
         norms = shared_norms(
             task_grads, range(len(inputs)), device=self.ema.device, dtype=self.ema.dtype
         )
