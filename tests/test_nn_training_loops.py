@@ -271,3 +271,33 @@ def test_a_representation_unrelated_to_the_losses_is_named():
     with pytest.raises(ValueError, match="was not computed from representation"):
         gaba(model.losses(x, y), model.parameters(), model.backbone.parameters(),
              representation=unrelated)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [({"ema": torch.tensor([float("nan"), 0.5], dtype=torch.float64)}, "ema.*finite"),
+     ({"ema": torch.tensor([0.7, 0.7], dtype=torch.float64)}, "ema.*sum to 1"),
+     ({"step": torch.tensor(-3)}, "step.*>= 0"),
+     ({"last_weights": torch.tensor([-0.1, 1.1], dtype=torch.float64)}, "last_weights"),
+     ({"last_norms": torch.tensor([-1.0, 2.0], dtype=torch.float64)}, "last_norms")],
+)
+def test_loaded_state_is_checked_before_it_is_used(change, message):
+    gaba = GABALoss(2, warmup=3)
+    gaba.update_from_norms(np.tile([5.0, 1.0], (6, 1)))
+    target = GABALoss(2, warmup=3)
+    before = {k: v.clone() for k, v in target.state_dict().items()}
+    with pytest.raises(ValueError, match=message):
+        target.load_state_dict({**gaba.state_dict(), **change})
+    for k, v in target.state_dict().items():  # nothing was copied
+        assert torch.allclose(v.double(), before[k].double(), rtol=0, atol=0, equal_nan=True), k
+
+
+def test_a_state_from_another_configuration_is_refused():
+    state = GABALoss(2, beta=0.9).state_dict()
+    with pytest.raises(ValueError, match=r"saved with beta=0\.9, this GABALoss has beta=0\.99"):
+        GABALoss(2, beta=0.99).load_state_dict(state)
+    with pytest.raises(ValueError, match="saved with warmup=5"):
+        GABALoss(2, warmup=100).load_state_dict(GABALoss(2, warmup=5).state_dict())
+    old = GABALoss(2).state_dict()
+    del old["config"]  # a checkpoint from before the configuration was recorded still loads
+    GABALoss(2).load_state_dict(old, strict=False)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, fields, replace
 
 import torch
@@ -15,6 +16,7 @@ from gaba_control._validation import (
     check_no_extra_kwargs,
     check_num_tasks,
     check_positive_int,
+    check_simplex_rows,
     check_warmup,
 )
 from gaba_control.formulas import (
@@ -45,6 +47,8 @@ __all__ = ["GABALoss", "GABAStep"]
 #: Sensors; "exact" and "naive" measure the true norms, the other two approximate them.
 SENSORS = ("exact", "naive", "last_layer", "representation")
 NONFINITE_POLICIES = ("skip", "zero", "raise", "propagate")
+#: state_dict key of the configuration a state was saved with
+CONFIG_KEY = "config"
 #: state_dict key of an open accumulation window
 WINDOW_KEY = "accumulation_window"
 #: |Σ weights − 1| allowed for a ``weights=`` override.
@@ -348,6 +352,8 @@ class GABALoss(nn.Module):
         # Host copy of ``step``: the refresh schedule is decided before any gradient work,
         # and reading the buffer would synchronise a GPU every step.
         self._host_step = 0
+        self.register_state_dict_post_hook(_save_config)
+        self.register_load_state_dict_pre_hook(_check_loaded)
         self.register_load_state_dict_post_hook(_sync_host_step)
 
     def extra_repr(self) -> str:
@@ -774,6 +780,58 @@ class GABALoss(nn.Module):
         self.last_weights.fill_(1.0 / self.num_tasks)
         self.last_step = None
         self._window, self._window_params, self._micro = None, None, 0
+
+
+def _config_vector(module: GABALoss) -> Tensor:
+    return torch.tensor([module.num_tasks, module.beta, module.warmup, module.lambda_min,
+                         module.refresh_every, module.accumulation_steps], dtype=torch.float64)
+
+
+_CONFIG_NAMES = ("num_tasks", "beta", "warmup", "lambda_min", "refresh_every",
+                 "accumulation_steps")
+
+
+def _save_config(module: GABALoss, state_dict, prefix, local_metadata) -> None:
+    state_dict[prefix + CONFIG_KEY] = _config_vector(module)
+
+
+def _check_loaded(module: GABALoss, state_dict, prefix, local_metadata, strict, missing_keys,
+                  unexpected_keys, error_msgs) -> None:
+    """Refuse a state that this module could not have produced, before anything is copied.
+
+    The checks are those a constructed module satisfies: the configuration it
+    was saved with (when recorded), a step ``≥ 0``, an EMA and weights that
+    are finite and on the simplex, norms that are NaN or ``≥ 0``.
+    """
+    k = module.num_tasks
+    config = state_dict.pop(prefix + CONFIG_KEY, None)
+    if config is not None:
+        saved = torch.as_tensor(config, dtype=torch.float64).reshape(-1)
+        ours = _config_vector(module)
+        for name, a, b in zip(_CONFIG_NAMES, saved.tolist(), ours.tolist(), strict=False):
+            if not math.isclose(a, b, rel_tol=1e-6, abs_tol=0.0):
+                raise ValueError(f"state was saved with {name}={a:g}, this GABALoss has "
+                                 f"{name}={b:g}")
+
+    def get(name):
+        value = state_dict.get(prefix + name)
+        return None if value is None else torch.as_tensor(value).detach().cpu()
+
+    step = get("step")
+    if step is not None and (step.dim() != 0 or step.is_floating_point() or int(step) < 0):
+        raise ValueError(f"state['step'] must be a 0-d integer >= 0, got {step!r}")
+    for name in ("ema", "last_weights"):
+        value = get(name)
+        if value is not None:
+            if value.shape != (k,):
+                raise ValueError(f"state['{name}'] must have shape ({k},), got "
+                                 f"{tuple(value.shape)}")
+            check_simplex_rows(value.to(torch.float64).numpy(), f"state['{name}']", k)
+    norms = get("last_norms")
+    if norms is not None and (norms.shape != (k,) or bool(torch.any(norms < 0))
+                              or bool(torch.any(torch.isinf(norms) & (norms < 0)))):
+        raise ValueError(f"state['last_norms'] must be {k} norms (>= 0, or NaN), got "
+                         f"{norms.tolist()}")
 
 
 def _save_window(module: GABALoss, state_dict, prefix, local_metadata) -> None:
