@@ -301,3 +301,24 @@ def test_a_state_from_another_configuration_is_refused():
     old = GABALoss(2).state_dict()
     del old["config"]  # a checkpoint from before the configuration was recorded still loads
     GABALoss(2).load_state_dict(old, strict=False)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16])
+def test_weights_are_scale_invariant_over_the_dtype_range(dtype):
+    # the same two-task problem with the losses scaled by 2^e: λ* must not change
+    finfo = torch.finfo(dtype)
+    exponents = range(int(np.log2(finfo.tiny)) + 30, int(np.log2(finfo.max)) - 30, 8)
+    reference = None
+    for e in exponents:
+        torch.manual_seed(0)
+        w = torch.randn(64, dtype=torch.float32).to(dtype).requires_grad_()
+        heads = [torch.randn(64).to(dtype).requires_grad_() for _ in range(2)]
+        scale = 2.0**e
+        losses = [(w * heads[0]).sum() * scale * 30, (w * heads[1]).sum() * scale]
+        gaba = GABALoss(2, warmup=0, beta=0.0, lambda_min=0.0)
+        gaba(losses, [w, *heads], [w])
+        t = gaba.telemetry()
+        assert t["valid"], (dtype, e)
+        if reference is None:
+            reference = t["weights"]
+        assert_allclose(t["weights"], reference, rtol=1e-6, err_msg=f"2^{e} in {dtype}")

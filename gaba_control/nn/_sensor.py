@@ -19,6 +19,7 @@ __all__ = [
     "as_representation",
     "check_reaches_shared",
     "nonfinite_elsewhere",
+    "robust_norm",
     "shared_norms",
     "task_gradients",
     "untracked_leaves",
@@ -213,13 +214,43 @@ def accumulation_dtype(tensors: Iterable[Tensor]) -> torch.dtype:
     return torch.float64 if any(t.dtype == torch.float64 for t in tensors) else torch.float32
 
 
+#: a float32 sum of squares is exact to rounding when the norm lies inside this range
+#: (squares of entries below ~1e-19 underflow, a norm above ~1.8e19 overflows)
+_SAFE_FLOAT32_NORM = (1e-17, 1e17)
+
+
+def robust_norm(grad: Tensor, acc: torch.dtype) -> Tensor:
+    """``‖grad‖₂`` without overflow or underflow over the whole range of ``grad``'s dtype.
+
+    A float32 accumulation squares the entries, so it overflows for norms
+    above ~1.8e19 and loses entries below ~1e-19, although the shares the loop
+    reads are scale-invariant. On the CPU the float32 result is checked on the
+    host and recomputed in float64 when it leaves :data:`_SAFE_FLOAT32_NORM`
+    (rare, so the usual step keeps float32 speed); on an accelerator the norm
+    is accumulated in float64 directly (a memory-bound reduction, no host
+    synchronisation). float64 covers every float32/float16/bfloat16 value
+    squared.
+    """
+    if acc == torch.float64:
+        return torch.linalg.vector_norm(grad, dtype=torch.float64)
+    if grad.device.type != "cpu":
+        return torch.linalg.vector_norm(grad, dtype=torch.float64)
+    norm = torch.linalg.vector_norm(grad, dtype=acc)
+    low, high = _SAFE_FLOAT32_NORM
+    value = float(norm)
+    if low < value < high or (value == 0.0 and not bool(torch.any(grad != 0))):
+        return norm.to(torch.float64)
+    return torch.linalg.vector_norm(grad, dtype=torch.float64)
+
+
 def shared_norms(
     task_grads: TaskGrads, shared_index: Sequence[int], *, device, dtype: torch.dtype
 ) -> Tensor:
     r"""Per-task norms ``g_i = sqrt(Σ_p ||∂L_i/∂p||²)`` over the shared parameters.
 
-    Each parameter's norm is taken in :func:`accumulation_dtype`, then the norm
-    of those norms (which equals the square root of the summed squares). The
+    Each parameter's norm is taken by :func:`robust_norm` (no overflow or
+    underflow over the gradient dtype's range), then the norm of those norms
+    in float64 (which equals the square root of the summed squares). The
     result, shape ``(K,)``, is cast to ``dtype`` on ``device``. Unreached
     parameters (``None``) contribute zero. Nothing here synchronises a GPU.
     """
@@ -228,7 +259,7 @@ def shared_norms(
     rows = []
     for grads in task_grads:
         parts = [
-            _to_device(torch.linalg.vector_norm(grads[j], dtype=acc), device)
+            _to_device(robust_norm(grads[j], acc), device)
             for j in shared_index
             if grads[j] is not None
         ]
