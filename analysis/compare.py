@@ -483,6 +483,8 @@ def compare(
     # A missing data directory is a setting to fix, not a run to record as crashed.
     train_kwargs["data_dir"] = str(default_data_dir(train_kwargs.get("data_dir")))
     out = Path(out)
+    if out.exists() and not out.is_dir():  # found now, not after hours of training
+        raise ValueError(f"--out {out} exists and is not a directory")
     cache = Path(cache) if cache is not None else DEFAULT_CACHE
     if threads is None and jobs > 1:
         threads = 1

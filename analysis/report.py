@@ -70,10 +70,13 @@ def run_report(
     progress: bool = True,
 ) -> Path:
     """Run the studies and write ``outdir/REPORT.md``; return its path."""
-    outdir = Path(outdir)
-    outdir.mkdir(parents=True, exist_ok=True)
+    from gaba_control._io import output_directory
+
+    names = _select(only)  # an unknown study name or a missing trace fails before any work
+    if trace_path is not None and not Path(trace_path).is_file():
+        raise FileNotFoundError(f"trace file not found: {trace_path}")
+    outdir = output_directory(outdir, "--outdir")
     trace = _load_or_train_trace(trace_path, train, data_dir, outdir, seed, quick)
-    names = _select(only)
     studies: list[Study] = []
     timings: dict[str, float] = {}
     from tqdm.auto import tqdm

@@ -13,7 +13,8 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-__all__ = ["atomic_path", "atomic_write_bytes", "atomic_write_text", "inside"]
+__all__ = ["atomic_path", "atomic_write_bytes", "atomic_write_text", "inside",
+           "output_directory"]
 
 
 def _umask() -> int:
@@ -62,6 +63,15 @@ def _fsync_directory(directory: Path) -> None:
         pass
     finally:
         os.close(fd)
+
+
+def output_directory(path: str | os.PathLike, option: str = "--out") -> Path:
+    """``path`` as a directory to write into (created), or ``ValueError`` naming ``option``."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"{option} {path} exists and is not a directory")
+    path.mkdir(parents=True, exist_ok=True)
+    return path
 
 
 def inside(path: str | os.PathLike, root: str | os.PathLike) -> Path:
