@@ -471,6 +471,8 @@ def compare(
         raise ValueError(f"methods must be among {method_names()}, got {unknown}")
     if len(set(seeds)) != len(seeds) or not seeds:
         raise ValueError(f"seeds must be distinct and at least one, got {list(seeds)}")
+    if any(isinstance(s, bool) or not isinstance(s, (int, np.integer)) or s < 0 for s in seeds):
+        raise ValueError(f"seeds must be ints >= 0, got {list(seeds)}")
     methods = ("gaba", *[m for m in methods if m != "gaba"])
     options = _method_options(methods, options or {}, weights=train_kwargs.pop("weights", None),
                               schedule_ratio=schedule_ratio)
@@ -481,6 +483,8 @@ def compare(
     # A missing data directory is a setting to fix, not a run to record as crashed.
     train_kwargs["data_dir"] = str(default_data_dir(train_kwargs.get("data_dir")))
     out = Path(out)
+    if out.exists() and not out.is_dir():  # found now, not after hours of training
+        raise ValueError(f"--out {out} exists and is not a directory")
     cache = Path(cache) if cache is not None else DEFAULT_CACHE
     if threads is None and jobs > 1:
         threads = 1

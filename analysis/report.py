@@ -70,10 +70,13 @@ def run_report(
     progress: bool = True,
 ) -> Path:
     """Run the studies and write ``outdir/REPORT.md``; return its path."""
-    outdir = Path(outdir)
-    outdir.mkdir(parents=True, exist_ok=True)
+    from gaba_control._io import output_directory
+
+    names = _select(only)  # an unknown study name or a missing trace fails before any work
+    if trace_path is not None and not Path(trace_path).is_file():
+        raise FileNotFoundError(f"trace file not found: {trace_path}")
+    outdir = output_directory(outdir, "--outdir")
     trace = _load_or_train_trace(trace_path, train, data_dir, outdir, seed, quick)
-    names = _select(only)
     studies: list[Study] = []
     timings: dict[str, float] = {}
     from tqdm.auto import tqdm
@@ -118,11 +121,18 @@ def _load_or_train_trace(trace_path, train, data_dir, outdir, seed, quick):
 
 
 def _remove_stale(outdir: Path, studies: list[Study], report: Path, *, partial: bool) -> None:
+    from gaba_control._io import inside
+
     written = {report.resolve()} | {Path(f).resolve() for s in studies for f in s.figures}
     manifest = outdir / MANIFEST
     previous = set()
     if manifest.exists():
-        previous = {(outdir / line).resolve() for line in manifest.read_text().split() if line}
+        for line in manifest.read_text().split():
+            try:  # a manifest naming files outside the folder is not ours to delete
+                previous.add(inside(line, outdir))
+            except ValueError:
+                print(f"gaba-control report: ignoring manifest entry {line!r} outside "
+                      f"{outdir}", file=sys.stderr)
     if partial:
         written |= previous  # a partial run keeps the other studies' files
     else:

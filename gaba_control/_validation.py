@@ -19,6 +19,7 @@ __all__ = [
     "check_no_extra_kwargs",
     "check_num_tasks",
     "check_positive_int",
+    "check_simplex_rows",
     "check_warmup",
 ]
 
@@ -110,6 +111,26 @@ def check_grad_norms(grad_norms, num_tasks: int, *, name: str = "grad_norms") ->
         )
     if np.any(array < 0):
         raise ValueError(f"{name} must be >= 0 (they are norms); found a negative entry")
+    return array
+
+
+def check_simplex_rows(values, name: str, num_tasks: int, *, atol: float = 1e-5) -> np.ndarray:
+    """Return ``values`` as float64 if its rows (last axis ``K``) lie on the simplex.
+
+    Finite, ``≥ 0``, each row summing to 1 within ``atol`` (float32 rounding
+    of a sum of ``K`` entries): what the loop's EMA state and its weights
+    always are. Used for constructed and loaded state alike.
+    """
+    array = np.asarray(values, dtype=np.float64)
+    if array.ndim == 0 or array.shape[-1] != num_tasks:
+        raise ValueError(f"{name} must have shape (..., {num_tasks}), got {array.shape}")
+    if not np.all(np.isfinite(array)) or np.any(array < 0):
+        raise ValueError(f"{name} must be {num_tasks} finite numbers >= 0 per row, got "
+                         f"{array.tolist()}")
+    sums = array.sum(axis=-1)
+    if np.any(np.abs(sums - 1.0) > atol):
+        raise ValueError(f"{name} must sum to 1 per row (a point of the simplex), got sums "
+                         f"{np.unique(sums).tolist()[:4]}")
     return array
 
 

@@ -58,7 +58,11 @@ def dispatch(parser: argparse.ArgumentParser, argv: Sequence[str] | None = None)
     if getattr(args, "handler", None) is None:
         parser.print_help(sys.stderr)
         return 2
-    return args.handler(args)
+    try:
+        return args.handler(args)
+    except (ValueError, TypeError, OSError) as error:  # everyday mistakes: a message, exit 2
+        print(f"{parser.prog} {args.command}: {error}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -12,6 +12,7 @@ from gaba_control._validation import (
     check_lambda_min,
     check_no_extra_kwargs,
     check_num_tasks,
+    check_simplex_rows,
     check_warmup,
 )
 from gaba_control.blocks import (
@@ -248,14 +249,11 @@ class GABAController:
             raise ValueError(
                 f"state was saved with config {config}, this controller has {self.config}"
             )
-        ema = np.asarray(state["ema"], dtype=np.float64)
-        if ema.shape[-1:] != (self.num_tasks,):
-            raise ValueError(
-                f"state['ema'] must have shape (..., {self.num_tasks}), got {ema.shape}"
-            )
+        ema = check_simplex_rows(state["ema"], "state['ema']", self.num_tasks)
+        weights = check_simplex_rows(state["weights"], "state['weights']", self.num_tasks)
         step = state["step"]
-        if int(step) != step or step < 0:
+        if isinstance(step, bool) or not np.isfinite(step) or int(step) != step or step < 0:
             raise ValueError(f"state['step'] must be an int >= 0, got {step}")
         self.gate.step = int(step)
         self.iir.state = ema.copy()
-        self._weights = np.asarray(state["weights"], dtype=np.float64).copy()
+        self._weights = weights.copy()

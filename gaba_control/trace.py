@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -252,6 +253,15 @@ def load_trace(path: str | os.PathLike) -> Trace:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"trace file not found: {path}")
+    try:
+        return _load_trace(path)
+    except (EOFError, OSError, zipfile.BadZipFile, KeyError, TypeError,
+            json.JSONDecodeError) as error:
+        raise ValueError(f"{path}: not a readable gaba_control trace (truncated or corrupted: "
+                         f"{type(error).__name__}: {error})") from error
+
+
+def _load_trace(path: Path) -> Trace:
     with np.load(path, allow_pickle=False) as archive:
         if "metadata" not in archive.files:
             raise ValueError(f"{path}: not a gaba_control trace (no 'metadata' entry)")

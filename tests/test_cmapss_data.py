@@ -328,3 +328,30 @@ def test_six_conditions_well_separated(real_dir, subset):
     assert gaps[~np.eye(6, dtype=bool)].min() > 1
     d = load_subset(subset, real_dir)
     assert d.mean.shape[0] == 6 and len(d.padded_test_units) > 0
+
+
+def test_corrupted_files_are_errors_that_name_them(tmp_path):
+    from gaba_control.cmapss.data import read_cmapss_file
+
+    good = tmp_path / "train_FD001.txt.gz"
+    with gzip.open(good, "wt") as handle:
+        for i in range(200):
+            handle.write(" ".join(["1", str(i + 1)] + ["0.5"] * 24) + "\n")
+    data = good.read_bytes()
+    truncated = tmp_path / "truncated.txt.gz"
+    truncated.write_bytes(data[: len(data) // 2])
+    with pytest.raises(ValueError, match=r"truncated\.txt\.gz: truncated or corrupted gzip"):
+        read_cmapss_file(truncated)
+    empty = tmp_path / "empty.txt"
+    empty.write_bytes(b"")
+    with pytest.raises(ValueError, match=r"empty\.txt: no data rows"):
+        read_cmapss_file(empty)
+
+
+def test_nonsense_values_are_refused(tmp_path):
+    from gaba_control.cmapss.data import _check_counts
+
+    with pytest.raises(ValueError, match=r"data row 2: the unit id must be a whole number"):
+        _check_counts(np.array([1.0, 1.5]), tmp_path / "x", "the unit id", minimum=1)
+    with pytest.raises(ValueError, match=r"data row 1: RUL must be a whole number >= 0"):
+        _check_counts(np.array([-3.0]), tmp_path / "x", "RUL", minimum=0)

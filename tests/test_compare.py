@@ -238,3 +238,12 @@ def test_bad_compare_arguments(tmp_path, kwargs, error, message):
         compare(args.pop("subsets"), args.pop("methods"), args.pop("seeds"),
                 out=tmp_path / "out", cache=tmp_path / "cache", progress=False, **args)
     assert not (tmp_path / "cache").exists()
+
+
+def test_negative_seeds_are_refused_before_any_job(tmp_path):
+    from analysis.compare import compare
+
+    with pytest.raises(ValueError, match="seeds must be ints >= 0"):
+        compare(["FD001"], ["gaba"], [-1], out=tmp_path / "out", cache=tmp_path / "cache",
+                progress=False)
+    assert not (tmp_path / "cache").exists()

@@ -191,3 +191,19 @@ def test_floor_active_marks_saturated_steps():
     raw = 1 / 501
     n_cross = int(np.ceil(np.log((0.05 - raw) / (0.5 - raw)) / np.log(0.99)))
     assert floor.argmax() == 100 + n_cross - 1
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [({"ema": np.array([np.nan, 0.5])}, r"state\['ema'\] must be 2 finite"),
+     ({"ema": np.array([0.9, 0.9])}, "must sum to 1"),
+     ({"weights": np.array([-0.5, 1.5])}, r"state\['weights'\] must be 2 finite"),
+     ({"step": 2.5}, "step"), ({"step": float("nan")}, "step")],
+)
+def test_loaded_state_is_checked(change, message):
+    ctrl = GABAController(2)
+    ctrl.run(np.tile([5.0, 1.0], (150, 1)))
+    target = GABAController(2)
+    with pytest.raises(ValueError, match=message):
+        target.load_state_dict(ctrl.state_dict() | change)
+    assert target.gate.step == 0 and np.all(target.iir.state == 0.5)  # untouched

@@ -330,8 +330,8 @@ def test_malformed_params_raise_and_leave_state():
     frozen = nn.Parameter(torch.ones(2, dtype=torch.float64), requires_grad=False)
     stranger = nn.Parameter(torch.ones(2, dtype=torch.float64))
     cases = [
-        (params, [*shared, frozen], ValueError, r"shared_params\[4\].*does not require grad"),
-        ([*params, frozen], shared, ValueError, r"params\[\d+\].*does not require grad"),
+        (params, [frozen], ValueError, "shared_params holds no trainable parameter"),
+        ([frozen], [frozen], ValueError, "params holds no trainable parameter"),
         (params, [*shared, stranger], ValueError, "not in params; shared_params must be a subset"),
         ([*params, params[0]], shared, ValueError, "duplicate"),
         (params, [shared[0], shared[0]], ValueError, "duplicate"),
@@ -408,7 +408,7 @@ def test_all_zero_norms_hold_the_state_and_deliver_finite_head_gradients():
 
 @pytest.mark.parametrize("bad", [float("nan"), float("inf")])
 def test_nonfinite_task_gradient_zeroes_the_delivered_gradient(bad):
-    gaba = GABALoss(2, warmup=0, beta=0.5)
+    gaba = GABALoss(2, warmup=0, beta=0.5, nonfinite="zero")
     gaba.update_from_norms([3.0, 1.0])
     state = {k: v.clone() for k, v in gaba.state_dict().items()}
     w, heads, losses = _two_task_with_scaled_backbone(bad, 1.0)

@@ -278,7 +278,7 @@ def test_backbone_backward_passes_per_step(sensor, every, expected):
         ({"refresh_every": 2.5}, TypeError, "refresh_every"),
         ({"sync_norms": "yes"}, TypeError, "sync_norms"),
         ({"sensor": "gradnorm"}, ValueError, "sensor"),
-        ({"nonfinite": "skip"}, ValueError, "nonfinite"),
+        ({"nonfinite": "drop"}, ValueError, "nonfinite"),
     ],
 )
 def test_new_options_are_validated(kwargs, error, match):

@@ -75,3 +75,29 @@ def test_report_trains_a_quick_trace(tmp_path, cmapss_dir):
     text = (tmp_path / "REPORT.md").read_text()
     assert "real trace: FD001 gaba" in text
     assert "real_loop.png" in text
+
+
+def test_a_manifest_cannot_delete_outside_its_folder(tmp_path, capsys):
+    outdir, victim = tmp_path / "out", tmp_path / "precious.txt"
+    victim.write_text("not the report's")
+    outdir.mkdir()
+    (outdir / report.MANIFEST).write_text(f"../precious.txt\n{victim}\n")
+    report._remove_stale(outdir, [], outdir / "REPORT.md", partial=False)
+    assert victim.read_text() == "not the report's"
+    assert "outside" in capsys.readouterr().err
+
+
+def test_atomic_writes_are_durable_and_contained(tmp_path, monkeypatch):
+    import os
+
+    from gaba_control import _io
+
+    synced = []
+    real = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: (synced.append(fd), real(fd)))
+    _io.atomic_write_text(tmp_path / "a.txt", "x")
+    assert (tmp_path / "a.txt").read_text() == "x" and len(synced) == 2  # file, then directory
+    assert _io.inside("sub/f.png", tmp_path) == (tmp_path / "sub/f.png").resolve()
+    for bad in ("../f.png", "/etc/passwd", "sub/../../f.png"):
+        with pytest.raises(ValueError, match="lies outside"):
+            _io.inside(bad, tmp_path)

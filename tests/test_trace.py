@@ -219,3 +219,26 @@ def test_recorder_spans_blocks():
     assert_array_equal(arrays["grad_norms"], g)
     assert arrays["step"].tolist() == list(range(1, 12))
     assert arrays["active"].tolist() == [False, False] + [True] * 9
+
+
+def test_truncated_and_empty_traces_name_the_file(tmp_path):
+    trace = _tiny_trace_for_corruption()
+    path = trace.save(tmp_path / "t.npz")
+    data = path.read_bytes()
+    (tmp_path / "cut.npz").write_bytes(data[: len(data) // 2])
+    (tmp_path / "empty.npz").write_bytes(b"")
+    for name in ("cut.npz", "empty.npz"):
+        with pytest.raises(ValueError, match=rf"{name}: not a readable gaba_control trace"):
+            load_trace(tmp_path / name)
+
+
+def _tiny_trace_for_corruption():
+    recorder = TraceRecorder(2)
+    for t in range(1, 4):
+        recorder.record(step=t, epoch=0, grad_norms=[2.0, 1.0], shares=[2 / 3, 1 / 3],
+                        raw=[1 / 3, 2 / 3], ema=[0.5, 0.5], weights=[0.5, 0.5],
+                        applied_weights=[0.5, 0.5], losses=[1.0, 1.0], lr=1e-3, active=True,
+                        valid=True)
+    return recorder.to_trace(controller={"num_tasks": 2, "beta": 0.99, "warmup": 0,
+                                         "lambda_min": 0.05}, method="gaba", subset="FD001",
+                             seed=0, task_names=("rul", "health"), config={}, versions={})

@@ -47,6 +47,7 @@ from __future__ import annotations
 import gzip
 import os
 import warnings
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -168,15 +169,18 @@ def read_cmapss_file(path: str | os.PathLike, num_columns: int = NUM_COLUMNS) ->
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"C-MAPSS file not found: {path}")
-    try:  # fast path; any doubt falls through to the line-by-line diagnosis below
-        with _open_text(path) as handle, warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)  # "no data": diagnosed below
-            table = np.loadtxt(handle, dtype=np.float64, ndmin=2)
-        if table.shape[0] and table.shape[1] == num_columns and np.isfinite(table).all():
-            return table
-    except ValueError:
-        pass
-    return _read_checked(path, num_columns)
+    try:
+        try:  # fast path; any doubt falls through to the line-by-line diagnosis below
+            with _open_text(path) as handle, warnings.catch_warnings():
+                warnings.simplefilter("ignore", UserWarning)  # "no data": diagnosed below
+                table = np.loadtxt(handle, dtype=np.float64, ndmin=2)
+            if table.shape[0] and table.shape[1] == num_columns and np.isfinite(table).all():
+                return table
+        except ValueError:
+            pass
+        return _read_checked(path, num_columns)
+    except (EOFError, gzip.BadGzipFile, zlib.error) as error:
+        raise ValueError(f"{path}: truncated or corrupted gzip file ({error})") from error
 
 
 def _read_checked(path: Path, num_columns: int) -> np.ndarray:
@@ -217,6 +221,21 @@ def _raise_first_non_numeric(path: Path, rows, line_numbers) -> None:
                     f"{path}, line {line_number}: non-numeric value {token!r}"
                 ) from None
     raise ValueError(f"{path}: could not parse as numbers")  # pragma: no cover
+
+
+def _check_counts(values: np.ndarray, path: Path, what: str, minimum: int) -> None:
+    """Whole numbers ``≥ minimum`` (unit ids, cycles, RUL); ``ValueError`` naming the row."""
+    bad = (values != np.round(values)) | (values < minimum)
+    if bad.any():
+        row = int(np.argmax(bad))
+        raise ValueError(f"{path}, data row {row + 1}: {what} must be a whole number >= "
+                         f"{minimum}, got {values[row]!r}")
+
+
+def _checked_table(table: np.ndarray, path: Path) -> np.ndarray:
+    _check_counts(table[:, 0], path, "the unit id", minimum=1)
+    _check_counts(table[:, 1], path, "the cycle", minimum=1)
+    return table
 
 
 # ------------------------------------------------------------- targets and labels
@@ -429,9 +448,11 @@ def load_subset(
         raise ValueError(f"val_fraction must lie in [0, 1), got {val_fraction}")
 
     directory = default_data_dir(data_dir)
-    train = read_cmapss_file(_subset_file(directory, "train", subset))
-    test = read_cmapss_file(_subset_file(directory, "test", subset))
-    test_rul = read_cmapss_file(_subset_file(directory, "RUL", subset), num_columns=1)[:, 0]
+    files = {kind: _subset_file(directory, kind, subset) for kind in ("train", "test", "RUL")}
+    train = _checked_table(read_cmapss_file(files["train"]), files["train"])
+    test = _checked_table(read_cmapss_file(files["test"]), files["test"])
+    test_rul = read_cmapss_file(files["RUL"], num_columns=1)[:, 0]
+    _check_counts(test_rul, files["RUL"], "RUL", minimum=0)
     train = train[np.lexsort((train[:, 1], train[:, 0]))]
     test = test[np.lexsort((test[:, 1], test[:, 0]))]
 

@@ -67,7 +67,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from gaba_control._io import atomic_path, atomic_write_text
+from gaba_control._io import atomic_path, atomic_write_text, output_directory
 from gaba_control._validation import check_positive_int
 from gaba_control.cmapss.data import SUBSETS, CMAPSSData, load_subset
 from gaba_control.cmapss.metrics import health_accuracy, macro_f1, phm08_score, rmse
@@ -306,8 +306,7 @@ def train(config: TrainConfig, data: CMAPSSData | None = None) -> dict:
 
 
 def _train(config: TrainConfig, data: CMAPSSData | None) -> dict:
-    out = Path(config.out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = output_directory(config.out)
     started = time.perf_counter()
     if data is None:
         data = load_subset(

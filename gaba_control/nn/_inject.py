@@ -26,19 +26,26 @@ __all__ = ["combine_gradients", "inject"]
 
 
 def combine_gradients(
-    task_grads: Sequence[Sequence[Tensor | None]], weights: Tensor, finite: Tensor | None = None
+    task_grads: Sequence[Sequence[Tensor | None]], weights: Tensor, finite: Tensor | None = None,
+    *, skip: bool = False,
 ) -> list[Tensor | None]:
     """``Σ_i λ_i ∂L_i/∂p`` per parameter (``None`` where no task reaches ``p``).
 
     ``weights`` (shape ``(K,)``) is cast to each gradient's dtype and device.
-    With ``finite`` (a 0-d bool tensor) given, every combined gradient is
-    zero where it is False. A CUDA flag is applied with ``torch.where`` so the
-    host never waits for the device; a CPU flag is read directly, which saves a
-    pass over every gradient on the usual, finite step.
+    With ``finite`` (a 0-d bool tensor) given and False, every combined
+    gradient is zero, or, with ``skip``, ``None`` (no gradient is delivered,
+    so ``.grad`` stays as it was: ``None`` after ``zero_grad()``, and torch's
+    optimizers leave such parameters and their state untouched). ``skip``
+    reads the flag on the host (one synchronisation on an accelerator); a CUDA
+    flag without ``skip`` is applied with ``torch.where`` so the host never
+    waits for the device; a CPU flag is read directly, which saves a pass over
+    every gradient on the usual, finite step.
     """
     keep = None
-    if finite is not None and finite.device.type == "cpu":
+    if finite is not None and (skip or finite.device.type == "cpu"):
         keep, finite = bool(finite), None
+        if skip and not keep:
+            return [None] * len(task_grads[0])
     cast: dict[tuple, Tensor] = {}
     combined: list[Tensor | None] = []
     for per_param in zip(*task_grads, strict=True):
@@ -63,10 +70,11 @@ class _InjectGradients(torch.autograd.Function):
     """Value ``Σ λ_i L_i``; backward returns ``Σ_i (grad_output·λ_i) ∂L_i/∂p`` per parameter."""
 
     @staticmethod
-    def forward(ctx, value_weights, losses, weights, finite, task_grads, *params):
+    def forward(ctx, value_weights, losses, weights, finite, skip, task_grads, *params):
         # Saved tensors (not ctx attributes): backward frees them, so the per-task gradients
         # do not outlive the step and a second backward raises as for any freed graph.
         ctx.num_params = len(params)
+        ctx.skip = skip
         ctx.save_for_backward(weights, finite, *(g for grads in task_grads for g in grads))
         return torch.sum(value_weights * losses)
 
@@ -77,7 +85,8 @@ class _InjectGradients(torch.autograd.Function):
         n = ctx.num_params
         task_grads = [flat[i : i + n] for i in range(0, len(flat), n)]
         scaled = weights * grad_output.to(device=weights.device, dtype=weights.dtype)
-        return (None, None, None, None, None, *combine_gradients(task_grads, scaled, finite))
+        combined = combine_gradients(task_grads, scaled, finite, skip=ctx.skip)
+        return (None, None, None, None, None, None, *combined)
 
 
 def inject(
@@ -86,15 +95,19 @@ def inject(
     task_grads: Sequence[Sequence[Tensor | None]],
     params: Sequence[Tensor],
     finite: Tensor | None = None,
+    *,
+    skip: bool = False,
 ) -> Tensor:
     """Scalar ``Σ λ_i L_i`` whose backward delivers ``Σ λ_i ∂L_i/∂p`` to ``params``.
 
     ``weights`` is the detached ``(K,)`` weight vector (any float dtype: the
     value is formed in the losses' dtype, the gradients in each gradient's);
     ``losses`` the detached ``(K,)`` loss values; ``task_grads[i][j]`` is
-    ``∂L_i/∂params[j]`` or ``None``; ``finite`` as in :func:`combine_gradients`.
+    ``∂L_i/∂params[j]`` or ``None``; ``finite`` and ``skip`` as in
+    :func:`combine_gradients`.
     Scaling the result (``(c·loss).backward()``, AMP's ``GradScaler``) scales
     the delivered gradients, as it would for a graph.
     """
     value_weights = weights.to(device=losses.device, dtype=losses.dtype)
-    return _InjectGradients.apply(value_weights, losses, weights, finite, task_grads, *params)
+    return _InjectGradients.apply(value_weights, losses, weights, finite, skip, task_grads,
+                                  *params)

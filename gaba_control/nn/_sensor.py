@@ -19,15 +19,17 @@ __all__ = [
     "as_representation",
     "check_reaches_shared",
     "nonfinite_elsewhere",
+    "robust_norm",
     "shared_norms",
     "task_gradients",
+    "untracked_leaves",
 ]
 
 TaskGrads = Sequence[Sequence["Tensor | None"]]
 
 
-def as_loss_list(losses, num_tasks: int) -> list[Tensor]:
-    """Return ``losses`` as a list of ``num_tasks`` scalar tensors that require grad.
+def as_loss_list(losses, num_tasks: int, *, require_grad: bool = True) -> list[Tensor]:
+    """Return ``losses`` as a list of ``num_tasks`` scalar tensors (that require grad).
 
     Accepts any iterable of 0-d tensors, or a 1-D tensor of length ``K``
     (unbound into its entries, which keeps the graph).
@@ -49,11 +51,11 @@ def as_loss_list(losses, num_tasks: int) -> list[Tensor]:
     if len(items) != num_tasks:
         raise ValueError(f"expected num_tasks={num_tasks} losses, got {len(items)}")
     for i, loss in enumerate(items):
-        _check_loss(loss, i)
+        _check_loss(loss, i, require_grad)
     return items
 
 
-def _check_loss(loss, i: int) -> None:
+def _check_loss(loss, i: int, require_grad: bool = True) -> None:
     if not isinstance(loss, Tensor):
         raise TypeError(f"losses[{i}] must be a torch.Tensor, got {type(loss).__name__}")
     if loss.dim() != 0:
@@ -63,18 +65,20 @@ def _check_loss(loss, i: int) -> None:
         )
     if not loss.is_floating_point():
         raise TypeError(f"losses[{i}] must have a floating dtype, got {loss.dtype}")
-    if not loss.requires_grad:
+    if require_grad and not loss.requires_grad:
         raise ValueError(
-            f"losses[{i}] does not require grad (detached, or computed under torch.no_grad()?)"
+            f"losses[{i}] does not require grad (detached, or computed under torch.no_grad()?); "
+            "for validation put the module in eval() mode"
         )
 
 
 def as_param_lists(params, shared_params) -> tuple[list[Tensor], list[int]]:
     """Materialise ``params`` and ``shared_params``; return params and the shared positions.
 
-    Raises if either is empty, holds a non-tensor or a tensor that does not
-    require grad, holds a duplicate, or if a shared parameter is not one of
-    ``params`` (matched by identity).
+    Frozen tensors (``requires_grad=False``) are left out of both, as a plain
+    ``backward()`` leaves them alone. Raises if either holds no trainable
+    tensor, holds a non-tensor or a duplicate, or if a shared parameter is not
+    one of ``params`` (matched by identity).
     """
     params = _materialise(params, "params")
     shared = _materialise(shared_params, "shared_params")
@@ -113,12 +117,13 @@ def _materialise(items, name: str) -> list[Tensor]:
     for i, p in enumerate(items):
         if not isinstance(p, Tensor):
             raise TypeError(f"{name}[{i}] must be a torch.Tensor, got {type(p).__name__}")
-        if not p.requires_grad:
-            raise ValueError(
-                f"{name}[{i}] (shape {tuple(p.shape)}) does not require grad; "
-                "pass only trainable parameters"
-            )
-    return items
+    trainable = [p for p in items if p.requires_grad]
+    if not trainable:
+        raise ValueError(
+            f"{name} holds no trainable parameter: all {len(items)} have requires_grad=False "
+            "(frozen); at least one must be trained"
+        )
+    return trainable
 
 
 def as_representation(representation) -> Tensor:
@@ -149,14 +154,40 @@ def task_gradients(losses: Sequence[Tensor], inputs: Sequence[Tensor], *, retain
     ]
 
 
-def check_reaches_shared(task_grads: TaskGrads, shared_index: Sequence[int]) -> None:
-    """Raise ``ValueError`` if some task's loss reaches none of the shared parameters."""
+def check_reaches_shared(task_grads: TaskGrads, shared_index: Sequence[int], *,
+                         what: str = "any of shared_params") -> None:
+    """Raise ``ValueError`` if some task's loss reaches none of the shared inputs."""
     for i, grads in enumerate(task_grads):
         if all(grads[j] is None for j in shared_index):
+            if what == "representation":
+                raise ValueError(
+                    f"losses[{i}] was not computed from representation: pass the tensor z the "
+                    "task heads were applied to (the backbone output of this forward pass)"
+                )
             raise ValueError(
-                f"losses[{i}] does not depend on any of shared_params: its gradient norm on "
+                f"losses[{i}] does not depend on {what}: its gradient norm on "
                 "the shared parameters is undefined (check the model wiring or shared_params)"
             )
+
+
+def untracked_leaves(losses: Sequence[Tensor], params: Sequence[Tensor]) -> list[Tensor]:
+    """Trainable leaf tensors the losses depend on that ``params`` leaves out.
+
+    Walks the autograd graph once (``AccumulateGrad`` nodes); such tensors
+    would silently receive no gradient from the exact sensor.
+    """
+    known = {id(p) for p in params}
+    seen, stack, found = set(), [loss.grad_fn for loss in losses if loss.grad_fn], []
+    while stack:
+        node = stack.pop()
+        if node is None or id(node) in seen:
+            continue
+        seen.add(id(node))
+        leaf = getattr(node, "variable", None)
+        if leaf is not None and leaf.requires_grad and id(leaf) not in known:
+            found.append(leaf)
+        stack.extend(fn for fn, _ in node.next_functions)
+    return found
 
 
 def nonfinite_elsewhere(task_grads: TaskGrads, shared_index: Sequence[int], *, device) -> Tensor:
@@ -183,13 +214,43 @@ def accumulation_dtype(tensors: Iterable[Tensor]) -> torch.dtype:
     return torch.float64 if any(t.dtype == torch.float64 for t in tensors) else torch.float32
 
 
+#: a float32 sum of squares is exact to rounding when the norm lies inside this range
+#: (squares of entries below ~1e-19 underflow, a norm above ~1.8e19 overflows)
+_SAFE_FLOAT32_NORM = (1e-17, 1e17)
+
+
+def robust_norm(grad: Tensor, acc: torch.dtype) -> Tensor:
+    """``‖grad‖₂`` without overflow or underflow over the whole range of ``grad``'s dtype.
+
+    A float32 accumulation squares the entries, so it overflows for norms
+    above ~1.8e19 and loses entries below ~1e-19, although the shares the loop
+    reads are scale-invariant. On the CPU the float32 result is checked on the
+    host and recomputed in float64 when it leaves :data:`_SAFE_FLOAT32_NORM`
+    (rare, so the usual step keeps float32 speed); on an accelerator the norm
+    is accumulated in float64 directly (a memory-bound reduction, no host
+    synchronisation). float64 covers every float32/float16/bfloat16 value
+    squared.
+    """
+    if acc == torch.float64:
+        return torch.linalg.vector_norm(grad, dtype=torch.float64)
+    if grad.device.type != "cpu":
+        return torch.linalg.vector_norm(grad, dtype=torch.float64)
+    norm = torch.linalg.vector_norm(grad, dtype=acc)
+    low, high = _SAFE_FLOAT32_NORM
+    value = float(norm)
+    if low < value < high or (value == 0.0 and not bool(torch.any(grad != 0))):
+        return norm.to(torch.float64)
+    return torch.linalg.vector_norm(grad, dtype=torch.float64)
+
+
 def shared_norms(
     task_grads: TaskGrads, shared_index: Sequence[int], *, device, dtype: torch.dtype
 ) -> Tensor:
     r"""Per-task norms ``g_i = sqrt(Σ_p ||∂L_i/∂p||²)`` over the shared parameters.
 
-    Each parameter's norm is taken in :func:`accumulation_dtype`, then the norm
-    of those norms (which equals the square root of the summed squares). The
+    Each parameter's norm is taken by :func:`robust_norm` (no overflow or
+    underflow over the gradient dtype's range), then the norm of those norms
+    in float64 (which equals the square root of the summed squares). The
     result, shape ``(K,)``, is cast to ``dtype`` on ``device``. Unreached
     parameters (``None``) contribute zero. Nothing here synchronises a GPU.
     """
@@ -198,7 +259,7 @@ def shared_norms(
     rows = []
     for grads in task_grads:
         parts = [
-            _to_device(torch.linalg.vector_norm(grads[j], dtype=acc), device)
+            _to_device(robust_norm(grads[j], acc), device)
             for j in shared_index
             if grads[j] is not None
         ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, fields, replace
 
 import torch
@@ -15,6 +16,7 @@ from gaba_control._validation import (
     check_no_extra_kwargs,
     check_num_tasks,
     check_positive_int,
+    check_simplex_rows,
     check_warmup,
 )
 from gaba_control.formulas import (
@@ -37,13 +39,18 @@ from ._sensor import (
     nonfinite_elsewhere,
     shared_norms,
     task_gradients,
+    untracked_leaves,
 )
 
 __all__ = ["GABALoss", "GABAStep"]
 
 #: Sensors; "exact" and "naive" measure the true norms, the other two approximate them.
 SENSORS = ("exact", "naive", "last_layer", "representation")
-NONFINITE_POLICIES = ("zero", "raise", "propagate")
+NONFINITE_POLICIES = ("skip", "zero", "raise", "propagate")
+#: state_dict key of the configuration a state was saved with
+CONFIG_KEY = "config"
+#: state_dict key of an open accumulation window
+WINDOW_KEY = "accumulation_window"
 #: |Σ weights − 1| allowed for a ``weights=`` override.
 WEIGHTS_SUM_TOL = 1e-6
 
@@ -151,18 +158,24 @@ class GABALoss(nn.Module):
         backward passes for a sensor of cost ``c``; the time constant in
         steps is kept, the noise of ``λ`` grows as
         :func:`~gaba_control.lti.decimated.decimated_noise_gain`.
-    nonfinite : {"zero", "raise", "propagate"}
+    nonfinite : {"skip", "zero", "raise", "propagate"}
         What a measured step does when a task's gradient norm is not finite
         (NaN or inf; for the exact sensor a non-finite gradient on *any*
         parameter counts). In every case the loop state is not touched by the
         bad measurement (the EMA and ``λ*`` hold; the step counter advances).
-        ``"zero"`` (default, no host sync): the exact sensor delivers an
-        all-zero gradient, so no NaN reaches ``.grad``; check
-        ``last_step.valid`` to skip ``optimizer.step()``. ``"raise"``: raise
+        ``"skip"`` (default): the exact sensor delivers *no* gradient, so
+        ``.grad`` stays ``None`` after ``optimizer.zero_grad()`` (its default
+        ``set_to_none=True``) and every torch optimizer leaves the parameters
+        and its own state (momentum, Adam's moments and step count) untouched:
+        the step is skipped without any check in the training loop (one host
+        sync per step on an accelerator). ``"zero"`` (no host sync): an
+        all-zero gradient; an optimizer with momentum still moves, so check
+        ``last_step.valid`` before ``optimizer.step()``. ``"raise"``: raise
         ``FloatingPointError`` before the step counter moves (one host sync).
         ``"propagate"``: deliver the non-finite gradient as is, so that
-        :class:`torch.amp.GradScaler` sees it and skips the step (see Notes).
-        The graph sensors always deliver their own backward unchanged.
+        :class:`torch.amp.GradScaler` and ``clip_grad_norm_(...,
+        error_if_nonfinite=True)`` see it (see Notes). The graph sensors always
+        deliver their own backward unchanged.
     sync_norms : bool or None
         All-reduce the squared norms over the default process group so that
         ``λ*`` and the EMA are identical on every rank (one all-reduce of
@@ -220,13 +233,38 @@ class GABALoss(nn.Module):
     *Arithmetic*: per-parameter norms accumulate in float32, or float64 when
     a shared parameter is float64; the loop runs in the buffers' dtype,
     float64 unless converted (``.float()``, ``.to(dtype)``; devices without
-    float64, such as MPS, need ``.float()``). The weights are cast to each
-    gradient's dtype when the gradients are combined.
+    float64, such as MPS, need ``.float()``). The buffers never go below
+    float32: a cast to float16 or bfloat16 (``.half()``, ``.bfloat16()``,
+    ``.to(torch.float16)``, also of a parent module, as Lightning's
+    ``bf16-true`` does) converts them to float32 instead, from their
+    pre-cast values, so the weights keep summing to 1 and the EMA keeps moving.
+    The weights are cast to each gradient's dtype when the gradients are
+    combined.
 
     *Hooks*: post-accumulate-grad hooks and DDP's reducer hooks fire once per
     parameter, on the delivered gradient. Tensor hooks registered with
     ``Tensor.register_hook`` on a parameter also see each per-task gradient,
     as they do for any :func:`torch.autograd.grad` call.
+
+    *Evaluation*: in ``eval()`` mode a call is not a step: it returns
+    ``Σ λ*_i L_i`` with the current ``λ*`` (``last_weights``), measures
+    nothing, leaves the state alone, and accepts losses without a graph (e.g.
+    under ``torch.no_grad()``), so a GABALoss inside a model validates with the
+    model.
+
+    *Gradient accumulation*: with ``accumulation_steps=N`` one optimizer step
+    is ``N`` calls (micro-batches) and the loop steps once per window: the
+    warmup ``W``, ``β`` and the step counter count optimizer steps, ``λ*`` is
+    constant over a window, and the norms are those of the *accumulated*
+    per-task gradients ``‖Σ_m ∇L_{i,m}‖``, read after the window's last
+    micro-batch. The first ``N − 1`` calls deliver no gradient and the last
+    delivers the whole window's ``Σ_i λ*_i Σ_m ∇L_{i,m}``, so ``.grad`` after
+    the window is what one step on the concatenated batch gives (scale every
+    micro-batch's loss alike, e.g. by ``1/N``: the last one's scale is applied
+    to the window). Memory: the ``K`` per-task gradient sums live across the
+    window. Exact sensor, ``refresh_every=1`` only; an open window is part of
+    ``state_dict`` (key ``accumulation_window``), so a checkpoint mid-window
+    resumes exactly.
 
     *Not covered*: ``create_graph`` (higher-order gradients).
 
@@ -272,8 +310,9 @@ class GABALoss(nn.Module):
         lambda_min: float = 0.05,
         sensor: str = "exact",
         refresh_every: int = 1,
-        nonfinite: str = "zero",
+        nonfinite: str = "skip",
         sync_norms: bool | None = None,
+        accumulation_steps: int = 1,
         **kwargs,
     ):
         check_no_extra_kwargs(kwargs, "GABALoss")
@@ -288,6 +327,18 @@ class GABALoss(nn.Module):
         if sync_norms is not None and not isinstance(sync_norms, bool):
             raise TypeError(f"sync_norms must be True, False or None, got {sync_norms!r}")
         self.sync_norms = sync_norms
+        self.accumulation_steps = check_positive_int(accumulation_steps, "accumulation_steps")
+        if self.accumulation_steps > 1 and (self.sensor != "exact" or self.refresh_every != 1):
+            raise ValueError(
+                "accumulation_steps > 1 needs sensor='exact' and refresh_every=1, got "
+                f"sensor={self.sensor!r}, refresh_every={self.refresh_every}")
+        # the window's per-task gradient sums (exact sensor with accumulation_steps > 1)
+        self._window: list[list[Tensor | None]] | None = None
+        self._window_params: list[Tensor] | None = None
+        self._micro = 0
+        if self.accumulation_steps > 1:  # only then is the open window part of the state
+            self.register_state_dict_post_hook(_save_window)
+            self.register_load_state_dict_pre_hook(_load_window)
         k = self.num_tasks
         # float64 by default: the state is K numbers, so full precision is free and the loop
         # matches the numpy controller out of the box; .float()/.to() convert it.
@@ -301,6 +352,8 @@ class GABALoss(nn.Module):
         # Host copy of ``step``: the refresh schedule is decided before any gradient work,
         # and reading the buffer would synchronise a GPU every step.
         self._host_step = 0
+        self.register_state_dict_post_hook(_save_config)
+        self.register_load_state_dict_pre_hook(_check_loaded)
         self.register_load_state_dict_post_hook(_sync_host_step)
 
     def extra_repr(self) -> str:
@@ -312,6 +365,8 @@ class GABALoss(nn.Module):
             text += f", refresh_every={self.refresh_every}"
         if self.sync_norms is not None:
             text += f", sync_norms={self.sync_norms}"
+        if self.accumulation_steps != 1:
+            text += f", accumulation_steps={self.accumulation_steps}"
         return text
 
     # ------------------------------------------------------------------ forward
@@ -377,16 +432,37 @@ class GABALoss(nn.Module):
         >>> out.item(), gaba.telemetry()["applied_weights"].tolist()
         (7.75, [0.25, 0.75])
         """
+        if not self.training:
+            return self._evaluate(losses)
         losses = as_loss_list(losses, self.num_tasks)
         params, shared_index = as_param_lists(params, shared_params)
         applied = None if weights is None else self._checked_weights(weights)
         sensor_inputs = self._sensor_inputs(params, shared_index, sensor_params, representation)
         if not self._measures(self._host_step + 1):
             out = self._forward_unmeasured(losses, applied)
+        elif self.accumulation_steps > 1:
+            out = self._forward_accumulating(losses, params, shared_index, applied)
         elif self.sensor == "exact":
             out = self._forward_exact(losses, params, shared_index, applied)
         else:
             out = self._forward_graph(losses, sensor_inputs, applied)
+        return out
+
+    def _evaluate(self, losses) -> Tensor:
+        """``eval()`` mode: weight with the current ``λ*``; no step, no gradient required."""
+        losses = as_loss_list(losses, self.num_tasks, require_grad=False)
+        return _weighted_sum(losses, self.last_weights)
+
+    def _apply(self, fn, recurse=True):
+        # Module.half()/.bfloat16()/.to(dtype) go through _apply: keep the loop state at
+        # float32 or wider, converted from the pre-cast values (not from the rounded ones).
+        before = {name: buf for name, buf in self._buffers.items()
+                  if buf is not None and buf.is_floating_point()}
+        out = super()._apply(fn, recurse)
+        for name, old in before.items():
+            new = self._buffers[name]
+            if new.is_floating_point() and torch.finfo(new.dtype).bits < 32:
+                self._buffers[name] = old.to(device=new.device, dtype=torch.float32)
         return out
 
     def _sensor_inputs(self, params, shared_index, sensor_params, representation):
@@ -408,7 +484,21 @@ class GABALoss(nn.Module):
             return [as_representation(representation)]
         return [params[j] for j in shared_index]
 
+    def _check_params_cover(self, losses, params) -> None:
+        """On the first step: every trainable tensor the losses use must be in ``params``."""
+        if self._host_step > 0:
+            return
+        missing = untracked_leaves(losses, params)
+        if missing:
+            shapes = ", ".join(str(tuple(t.shape)) for t in missing[:3])
+            raise ValueError(
+                f"the losses depend on {len(missing)} trainable tensor(s) not in params (shapes "
+                f"{shapes}{', …' if len(missing) > 3 else ''}): they would receive no gradient; "
+                "pass every trained parameter, e.g. model.parameters(), or freeze them "
+                "(requires_grad=False)")
+
     def _forward_exact(self, losses, params, shared_index, applied) -> Tensor:
+        self._check_params_cover(losses, params)
         task_grads = task_gradients(losses, params, retain_last=False)
         check_reaches_shared(task_grads, shared_index)
         norms = shared_norms(task_grads, shared_index, device=self.ema.device, dtype=self.ema.dtype)
@@ -421,11 +511,54 @@ class GABALoss(nn.Module):
         finite = None if self.nonfinite == "propagate" else torch.all(torch.isfinite(norms))
         value_dtype = _loss_dtype(losses)
         loss_values = torch.stack([loss.detach().to(value_dtype) for loss in losses])
-        return inject(used, loss_values, task_grads, params, finite)
+        return inject(used, loss_values, task_grads, params, finite,
+                      skip=self.nonfinite == "skip")
+
+    def _forward_accumulating(self, losses, params, shared_index, applied) -> Tensor:
+        """A micro-batch of an accumulation window (see ``accumulation_steps``).
+
+        The per-task gradients are summed over the window; the first ``N − 1``
+        micro-batches deliver no gradient, the last one measures the norms of
+        the sums, steps the loop once and delivers ``Σ λ*_i Σ_m ∇L_{i,m}``:
+        what one step on the concatenated batch would deliver.
+        """
+        if self._window_params is not None and (
+                len(params) != len(self._window_params)
+                or any(a is not b for a, b in zip(params, self._window_params, strict=True))):
+            raise ValueError("params changed inside an accumulation window; pass the same "
+                             "parameters to every micro-batch of a window")
+        self._check_params_cover(losses, params)
+        task_grads = task_gradients(losses, params, retain_last=False)
+        check_reaches_shared(task_grads, shared_index)
+        if self._window is None:
+            self._window = [[None if g is None else g.detach().clone() for g in row]
+                            for row in task_grads]
+            self._window_params = list(params)
+        else:
+            for total, row in zip(self._window, task_grads, strict=True):
+                for j, g in enumerate(row):
+                    if g is not None:
+                        total[j] = g.detach().clone() if total[j] is None else total[j].add_(g)
+        self._micro += 1
+        value_dtype = _loss_dtype(losses)
+        loss_values = torch.stack([loss.detach().to(value_dtype) for loss in losses])
+        if self._micro < self.accumulation_steps:
+            held = self.last_weights if applied is None else applied
+            none = torch.zeros((), dtype=torch.bool, device=self.ema.device)
+            return inject(held, loss_values, [[None] * len(params)], params, none, skip=True)
+        sums, self._window, self._window_params, self._micro = self._window, None, None, 0
+        norms = shared_norms(sums, shared_index, device=self.ema.device, dtype=self.ema.dtype)
+        bad = nonfinite_elsewhere(sums, shared_index, device=norms.device)
+        norms = self._synced(torch.where(bad, float("nan"), norms))
+        used = self._step_with(norms, losses, applied)
+        finite = None if self.nonfinite == "propagate" else torch.all(torch.isfinite(norms))
+        return inject(used, loss_values, sums, params, finite, skip=self.nonfinite == "skip")
 
     def _forward_graph(self, losses, inputs, applied) -> Tensor:
         task_grads = task_gradients(losses, inputs, retain_last=True)
-        check_reaches_shared(task_grads, range(len(inputs)))
+        what = {"representation": "representation", "last_layer": "any of sensor_params"}
+        check_reaches_shared(task_grads, range(len(inputs)),
+                             what=what.get(self.sensor, "any of shared_params"))
         norms = shared_norms(
             task_grads, range(len(inputs)), device=self.ema.device, dtype=self.ema.dtype
         )
@@ -612,11 +745,29 @@ class GABALoss(nn.Module):
 
         Keys: ``step``, ``active``, ``measured``, ``valid``, ``norms``,
         ``shares``, ``raw``, ``ema``, ``weights``, ``applied_weights``,
-        ``losses``. Raises ``RuntimeError`` before the first step.
+        ``losses``. Raises ``RuntimeError`` before the first step. After
+        :meth:`load_state_dict` of a state that has taken steps, the signals
+        come from the loaded buffers (``losses`` and ``applied_weights`` are
+        not part of the state: NaN and ``λ*``).
         """
         if self.last_step is None:
-            raise RuntimeError("GABALoss has not taken a step yet; call it (or update_from_norms)")
+            if int(self.step) == 0:
+                raise RuntimeError(
+                    "GABALoss has not taken a step yet; call it (or update_from_norms)")
+            return self._step_from_buffers().to_python()
         return self.last_step.to_python()
+
+    def _step_from_buffers(self) -> GABAStep:
+        norms = self.last_norms.clone()
+        measured = torch.all(torch.isfinite(norms))
+        valid = measured & measurement_is_valid(norms)
+        return GABAStep(
+            step=self.step.clone(), active=gate_is_open(self.step, self.warmup),
+            measured=measured, valid=valid, norms=norms,
+            shares=torch.where(valid, sensor_shares(norms), float("nan")),
+            raw=self.last_raw.clone(), ema=self.ema.clone(), weights=self.last_weights.clone(),
+            applied_weights=self.last_weights.clone(),
+            losses=torch.full_like(self.ema, float("nan")))
 
     @torch.no_grad()
     def reset(self) -> None:
@@ -628,6 +779,82 @@ class GABALoss(nn.Module):
         self.last_raw.fill_(float("nan"))
         self.last_weights.fill_(1.0 / self.num_tasks)
         self.last_step = None
+        self._window, self._window_params, self._micro = None, None, 0
+
+
+def _config_vector(module: GABALoss) -> Tensor:
+    return torch.tensor([module.num_tasks, module.beta, module.warmup, module.lambda_min,
+                         module.refresh_every, module.accumulation_steps], dtype=torch.float64)
+
+
+_CONFIG_NAMES = ("num_tasks", "beta", "warmup", "lambda_min", "refresh_every",
+                 "accumulation_steps")
+
+
+def _save_config(module: GABALoss, state_dict, prefix, local_metadata) -> None:
+    state_dict[prefix + CONFIG_KEY] = _config_vector(module)
+
+
+def _check_loaded(module: GABALoss, state_dict, prefix, local_metadata, strict, missing_keys,
+                  unexpected_keys, error_msgs) -> None:
+    """Refuse a state that this module could not have produced, before anything is copied.
+
+    The checks are those a constructed module satisfies: the configuration it
+    was saved with (when recorded), a step ``≥ 0``, an EMA and weights that
+    are finite and on the simplex, norms that are NaN or ``≥ 0``.
+    """
+    k = module.num_tasks
+    config = state_dict.pop(prefix + CONFIG_KEY, None)
+    if config is not None:
+        saved = torch.as_tensor(config, dtype=torch.float64).reshape(-1)
+        ours = _config_vector(module)
+        for name, a, b in zip(_CONFIG_NAMES, saved.tolist(), ours.tolist(), strict=False):
+            if not math.isclose(a, b, rel_tol=1e-6, abs_tol=0.0):
+                raise ValueError(f"state was saved with {name}={a:g}, this GABALoss has "
+                                 f"{name}={b:g}")
+
+    def get(name):
+        value = state_dict.get(prefix + name)
+        return None if value is None else torch.as_tensor(value).detach().cpu()
+
+    step = get("step")
+    if step is not None and (step.dim() != 0 or step.is_floating_point() or int(step) < 0):
+        raise ValueError(f"state['step'] must be a 0-d integer >= 0, got {step!r}")
+    for name in ("ema", "last_weights"):
+        value = get(name)
+        if value is not None:
+            if value.shape != (k,):
+                raise ValueError(f"state['{name}'] must have shape ({k},), got "
+                                 f"{tuple(value.shape)}")
+            check_simplex_rows(value.to(torch.float64).numpy(), f"state['{name}']", k)
+    norms = get("last_norms")
+    if norms is not None and (norms.shape != (k,) or bool(torch.any(norms < 0))
+                              or bool(torch.any(torch.isinf(norms) & (norms < 0)))):
+        raise ValueError(f"state['last_norms'] must be {k} norms (>= 0, or NaN), got "
+                         f"{norms.tolist()}")
+
+
+def _save_window(module: GABALoss, state_dict, prefix, local_metadata) -> None:
+    state_dict[prefix + WINDOW_KEY] = {"micro": module._micro, "window": module._window}
+
+
+def _load_window(module: GABALoss, state_dict, prefix, local_metadata, strict, missing_keys,
+                 unexpected_keys, error_msgs) -> None:
+    state = state_dict.pop(prefix + WINDOW_KEY, None)
+    if state is None:
+        if strict:
+            missing_keys.append(prefix + WINDOW_KEY)
+        return
+    if not isinstance(state, dict) or set(state) != {"micro", "window"}:
+        raise ValueError(f"{WINDOW_KEY} must be a dict with 'micro' and 'window'")
+    micro = state["micro"]
+    if not isinstance(micro, int) or not 0 <= micro < module.accumulation_steps:
+        raise ValueError(f"{WINDOW_KEY} micro must be an int in [0, accumulation_steps="
+                         f"{module.accumulation_steps}), got {micro!r}")
+    if (micro == 0) != (state["window"] is None):
+        raise ValueError(f"{WINDOW_KEY}: an open window needs its gradient sums")
+    module._micro, module._window = micro, state["window"]
+    module._window_params = None  # the next micro-batch's params continue the window
 
 
 def _sync_host_step(module: GABALoss, incompatible_keys) -> None:
