@@ -399,7 +399,9 @@ def estimate_plant(records: list[Record], *, held_out_seed=None,
     base = dict(subset=records[0].subset, lam0=records[0].lam0, seeds=seeds, spectral=spectral,
                 spectral_share=spectral_share, ratio_median=ratio_median)
     try:
-        spectral.require_coherence(spectral.omega[0], BAND[1], MIN_COHERENCE)
+        mask = _band_mask(spectral)  # the band, or the lowest bins of a short record
+        spectral.require_coherence(spectral.omega[mask][0], spectral.omega[mask][-1],
+                                   MIN_COHERENCE)
     except InsufficientCoherenceError as error:
         return PlantEstimate(**base, status=str(error), selection=None, model=None,
                              seed_dc_gains=(), windows=())
@@ -1081,15 +1083,21 @@ def _plant_claims(response: IdentificationResponse | None) -> list:
     plants = [p for p in response.plants if p.model is not None]
     dc = [p.model.dc_gain for p in plants]
     claims = []
-    sign_ok = all(g > 0 for g in dc) and all(r["L_dc"] > 0 for r in rows)
+    static = response.level_rows()
+    static_ok = all(r["static_elasticity"] > -2 * r["standard_error"] for r in static)
+    sign_ok = all(g > 0 for g in dc) and all(r["L_dc"] > 0 for r in rows) and static_ok
     l_values = ", ".join(f"{r['L_dc']:.3g}" for r in rows)
     oscillation = ", ".join(f"{r['subset']} {r['regime'].split()[0]}: "
                             f"×{r['oscillation_gain']:.3g}" for r in rows)
     claims.append(Claim(texts[0][0], source, texts[0][1],
                         "—", f"P(1) ∈ [{min(dc):.2f}, {max(dc):.2f}] over "
                         f"{len(plants)} (subset, λ₀)", "sign", "holds" if sign_ok else "refuted",
-                        f"the plant's elasticity is {'positive' if min(dc) > 0 else 'not'} "
-                        f"everywhere; L(1) = {l_values}"))
+                        f"in the identified band the plant's elasticity is "
+                        f"{'positive' if min(dc) > 0 else 'not positive'} everywhere (L(1) = "
+                        f"{l_values}); the static elasticity across runs is "
+                        f"{'not significantly negative' if static_ok else 'negative'} anywhere "
+                        f"(smallest {min(r['static_elasticity'] for r in static):.3f}): the loop "
+                        "is negative feedback, but a weak one below the band"))
     margins = window_margins(response)
     win_dc = [w[1] for p in plants for w in p.windows]
     all_stable = all(m["stable"] for m in margins)
@@ -1163,7 +1171,7 @@ def _plant_claims(response: IdentificationResponse | None) -> list:
         texts[6][0], "issue 10", texts[6][1], f"λ_min/(λ_min + λ̂_health)² = {slope:.4g}",
         "—", "0", "refuted" if slope > 0 else "holds",
         "the renormalisation passes a small fraction of every change through: the loop "
-        "gain on the floor is reduced ~20×, not cut to zero"))
+        f"gain on the floor is reduced {1 / slope:.0f}×, not cut to zero"))
     return claims
 
 

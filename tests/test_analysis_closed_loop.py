@@ -41,7 +41,11 @@ def test_run_writes_every_figure(study):
     expected = sorted(f"closed_loop_{s}.{ext}" for s in stems for ext in ("png", "svg"))
     assert sorted(p.name for p in study.figures) == expected
     assert all(p.exists() and p.stat().st_size > 0 for p in study.figures)
-    assert study.name == "closed_loop" and len(study.tables) == 4
+    from analysis.closed_loop import load_identified_plants
+
+    identified = [r for r in load_identified_plants() if float(r["lam0"]) in (0.002, 0.05)]
+    assert study.name == "closed_loop" and len(study.tables) == 4 + len(identified)
+    assert all("Identified plant" in t for t in study.tables[4:])
 
 
 def test_run_verdicts(study):
