@@ -25,8 +25,9 @@ so a run with the same configuration is trained once) with ``hash`` the first 12
 hex digits of the SHA-256 of everything that defines the run (the training configuration, and for
 ``schedule``/``replay`` the ratio or the replayed run's hash). ``metrics.json``
 is written last and atomically, so a directory with it is a finished job and is
-skipped on rerun; an interrupted comparison resumes with the unfinished jobs
-(they restart from scratch). The checkpoint is deleted after a finished job.
+skipped on rerun; an interrupted comparison resumes with the unfinished jobs,
+each from its last epoch's checkpoint (``train --resume``). The checkpoint is
+deleted after a finished job.
 A job that raises is recorded with ``"status": "crashed"`` and the error; a run
 with a non-finite loss has ``"status": "diverged"``; both are counted in the
 table (``n ok / n``), never dropped, and are not retried on rerun (delete the
@@ -162,7 +163,8 @@ def _base_config(*, quick: bool, epochs: int | None, threads: int | None, **trai
     from gaba_control.cmapss.train import QUICK_WARMUP, TrainConfig
 
     config = asdict(TrainConfig())
-    config.update(quick=quick, threads=threads, progress=False)
+    # resume: a job killed mid-run continues from its last epoch's checkpoint
+    config.update(quick=quick, threads=threads, progress=False, resume=True)
     if quick:
         config["warmup"] = QUICK_WARMUP
     if epochs is not None:
@@ -176,7 +178,7 @@ def _base_config(*, quick: bool, epochs: int | None, threads: int | None, **trai
 
 
 #: configuration fields that do not change what a run computes
-_NOT_IN_KEY = {"out", "progress", "threads", "data_dir"}
+_NOT_IN_KEY = {"out", "progress", "threads", "data_dir", "resume"}
 
 
 def make_job(cache: Path, subset: str, method: str, seed: int, base: dict,

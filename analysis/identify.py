@@ -781,6 +781,7 @@ class IdentificationResponse:
                 for (_, regime, a, _), color in zip(mine, ("C0", "C3"), strict=False):
                     ax.loglog(a.omega, np.abs(a.L), color=color, label=f"|L|, {regime}")
                     ax.loglog(a.omega, np.abs(a.S), "--", color=color, label=f"|S|, {regime}")
+                    ax.loglog(a.omega, np.abs(a.T), ":", color=color, label=f"|T|, {regime}")
                     nyq.plot(a.L.real, a.L.imag, color=color,
                              label=f"{regime}: GM {a.gain_margin:.3g}")
                     nyq.plot(a.L.real, -a.L.imag, color=color, linewidth=0.6, alpha=0.5)

@@ -208,6 +208,14 @@ class TraceRecorder:
             self._blocks[name][-1][position] = value
         self._count += 1
 
+    def extend(self, arrays: dict) -> None:
+        """Append the rows of ``arrays`` (as returned by :meth:`arrays`), checked row by row."""
+        lengths = {len(np.asarray(arrays[name])) for name in ARRAY_FIELDS}
+        if len(lengths) != 1:
+            raise ValueError(f"arrays have different lengths {sorted(lengths)}")
+        for t in range(lengths.pop()):
+            self.record(**{name: np.asarray(arrays[name])[t] for name in ARRAY_FIELDS})
+
     def arrays(self) -> dict[str, np.ndarray]:
         """The recorded rows stacked per field (``(T,)`` or ``(T, K)``)."""
         out = {}

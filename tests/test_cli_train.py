@@ -157,3 +157,37 @@ def test_missing_data_dir_is_a_message(tmp_path, capsys):
 def test_usage_errors():
     assert main(["train", "--method", "nope"]) == 2
     assert main([]) == 2
+
+
+@pytest.mark.cmapss
+@pytest.mark.slow
+def test_a_run_killed_by_a_signal_resumes_bit_identically(cmapss_dir, tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    common = ["train", "--subset", "FD001", "--quick", "--epochs", "3", "--max-batches", "30",
+              "--threads", "1", "--no-progress", "--data-dir", str(cmapss_dir)]
+    script = [sys.executable, "-m", "gaba_control.cli"]
+    subprocess.run([*script, *common, "--out", str(tmp_path / "whole")], check=True,
+                   capture_output=True, timeout=600)
+    victim = subprocess.Popen([*script, *common, "--out", str(tmp_path / "cut")],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    checkpoint = tmp_path / "cut" / "checkpoint.pt"
+    deadline = time.monotonic() + 300
+    while not checkpoint.exists() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    time.sleep(0.3)  # into the second epoch
+    finished_first = (tmp_path / "cut" / "metrics.json").exists()
+    victim.send_signal(signal.SIGKILL)
+    victim.wait(timeout=60)
+    assert checkpoint.exists() and not finished_first
+    subprocess.run([*script, *common, "--out", str(tmp_path / "cut"), "--resume"], check=True,
+                   capture_output=True, timeout=600)
+    a, b = load_trace(tmp_path / "whole" / "trace.npz"), load_trace(tmp_path / "cut" / "trace.npz")
+    for name in ("step", "grad_norms", "weights", "losses"):
+        assert np.array_equal(getattr(a, name), getattr(b, name)), name
+    whole = json.loads((tmp_path / "whole" / "metrics.json").read_text())
+    cut = json.loads((tmp_path / "cut" / "metrics.json").read_text())
+    assert cut["test_rmse"] == whole["test_rmse"] and cut["history"] == whole["history"]

@@ -170,3 +170,45 @@ def test_bad_config_raises_before_work(tmp_path, change, message):
     with pytest.raises(ValueError, match=message):
         train(config, data=tiny_data())
     assert not (tmp_path / "never").exists()
+
+
+def _resume_config(tmp_path, name, **kw):
+    return TrainConfig(method="gaba", epochs=3, batch_size=16, out=str(tmp_path / name),
+                       progress=False, threads=1, warmup=3, **kw)
+
+
+def test_an_interrupted_run_resumes_bit_identically(tmp_path, monkeypatch):
+    from gaba_control.cmapss import train as train_module
+
+    reference = train(_resume_config(tmp_path, "whole"), data=tiny_data())
+    real = train_module._step_losses
+    calls = {"n": 0}
+
+    def dies_mid_epoch_two(*args):
+        calls["n"] += 1
+        if calls["n"] == 1 + steps_per_epoch + 2:  # the third step of the second epoch
+            raise KeyboardInterrupt("killed")
+        return real(*args)
+
+    steps_per_epoch = reference["num_steps"] // 3
+    monkeypatch.setattr(train_module, "_step_losses", dies_mid_epoch_two)
+    with pytest.raises(KeyboardInterrupt):
+        train(_resume_config(tmp_path, "cut"), data=tiny_data())
+    assert not (tmp_path / "cut" / "metrics.json").exists()
+    monkeypatch.setattr(train_module, "_step_losses", real)
+    resumed = train(_resume_config(tmp_path, "cut", resume=True), data=tiny_data())
+    a, b = load_trace(tmp_path / "whole" / "trace.npz"), load_trace(tmp_path / "cut" / "trace.npz")
+    for name in ("step", "grad_norms", "weights", "ema", "losses", "applied_weights"):
+        assert np.array_equal(getattr(a, name), getattr(b, name)), name
+    for key in ("test_rmse", "test_phm08_score", "val_rmse", "num_steps"):
+        assert resumed[key] == reference[key], key
+    assert resumed["history"] == reference["history"]
+
+
+def test_resume_refuses_another_configuration(tmp_path):
+    train(_resume_config(tmp_path, "r"), data=tiny_data())
+    with pytest.raises(ValueError, match=r"was written with lr=0\.001; this run has lr=0\.01"):
+        train(_resume_config(tmp_path, "r", resume=True, lr=0.01), data=tiny_data())
+    (tmp_path / "r" / "checkpoint.pt").write_bytes(b"garbage")
+    with pytest.raises(ValueError, match="not a readable training checkpoint"):
+        train(_resume_config(tmp_path, "r", resume=True), data=tiny_data())

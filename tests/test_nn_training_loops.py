@@ -322,3 +322,26 @@ def test_weights_are_scale_invariant_over_the_dtype_range(dtype):
         if reference is None:
             reference = t["weights"]
         assert_allclose(t["weights"], reference, rtol=1e-6, err_msg=f"2^{e} in {dtype}")
+
+
+@pytest.mark.slow
+def test_compiling_the_loss_itself_gives_the_same_step():
+    # torch.compile(GABALoss) runs with graph breaks at its host reads (by design: the loop
+    # state is decided on the host); it must still be the same step as the eager module
+    import warnings
+
+    (x, y), = _batches(1, 8)
+    x, y = x.float(), y.float()
+    results = []
+    for compiled in (False, True):
+        model = Net(dtype=torch.float32)
+        gaba = GABALoss(2, warmup=0)
+        call = torch.compile(gaba) if compiled else gaba
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            call(model.losses(x, y), model.parameters(), model.backbone.parameters()).backward()
+        results.append((gaba.telemetry()["weights"], _grads(model)))
+    (w_a, g_a), (w_b, g_b) = results
+    assert_allclose(w_b, w_a, rtol=1e-12)
+    for a, b in zip(g_a, g_b, strict=True):
+        assert_allclose(b.numpy(), a.numpy(), rtol=1e-5, atol=1e-7)

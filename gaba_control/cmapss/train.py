@@ -31,11 +31,14 @@ Adam, constant learning rate (recorded per step in the trace).
 
 Outputs in ``--out``
 --------------------
-``checkpoint.pt`` (model, optimizer, GABALoss state, epoch, step, config; end
-of every epoch, atomic), ``metrics.json`` (test RMSE and PHM08 score on the
-last window of every test engine, health accuracy and macro-F1 on those
-windows, validation RMSE per epoch, the same test metrics for the epoch with
-the lowest validation RMSE, wall time, configuration, data summary,
+``checkpoint.pt`` (model, optimizer, weighting state, RNG states, the trace and
+validation history so far, epoch, step, config; end of every epoch, atomic and
+fsynced: ``--resume`` continues from it, bit-identically to a run that was
+never interrupted; a run killed mid-epoch repeats that epoch),
+``metrics.json`` (test RMSE and PHM08 score on the last window of every test
+engine, health accuracy and macro-F1 on those windows, validation RMSE per
+epoch, the same test metrics for the epoch with the lowest validation RMSE,
+wall time, configuration, data summary,
 ``diverged``) and ``trace.npz`` (:mod:`gaba_control.trace`).
 
 A non-finite task loss or gradient norm stops the run: that step is recorded
@@ -165,6 +168,8 @@ class TrainConfig:
     health_thresholds: tuple[float, float] = (30.0, 100.0)
     #: the method's options (see :mod:`gaba_control.weighting`), e.g. ``{"weights": [1, 3]}``
     options: dict | None = None
+    #: continue from ``out/checkpoint.pt`` if it is there (bit-identical to an uninterrupted run)
+    resume: bool = False
 
     def resolved(self) -> TrainConfig:
         """Apply ``quick``: at most 2 epochs of 30 batches (the CLI also shortens warmup)."""
@@ -219,6 +224,36 @@ def _atomic_json(obj, path: Path) -> None:
     """``obj`` as JSON (non-finite floats written as ``null``), atomically."""
     text = json.dumps(_finite_or_none(obj), indent=2, sort_keys=True, allow_nan=False)
     atomic_write_text(path, text + "\n")
+
+
+#: settings that may differ between an interrupted run and its resumption
+_RESUMABLE_DIFFERENCES = {"out", "progress", "threads", "resume", "data_dir"}
+
+
+def _load_checkpoint(path: Path, config: TrainConfig) -> dict:
+    """The checkpoint at ``path``, checked against ``config``; ``ValueError`` naming a mismatch."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # a truncated or foreign file: say which and why
+        raise ValueError(f"{path}: not a readable training checkpoint ({error})") from error
+    needed = {"model", "optimizer", "gaba", "epoch", "step", "config", "numpy_rng",
+              "torch_rng", "trace", "history", "best"}
+    if not isinstance(state, dict) or needed - set(state):
+        missing = sorted(needed - set(state)) if isinstance(state, dict) else sorted(needed)
+        raise ValueError(f"{path}: checkpoint cannot resume a run (missing {', '.join(missing)}; "
+                         "written by an older version?)")
+    ours = _finite_or_none(asdict(config))
+    theirs = _finite_or_none(state["config"])
+    for key in sorted(set(ours) | set(theirs)):
+        if key in _RESUMABLE_DIFFERENCES:
+            continue
+        a, b = theirs.get(key), ours.get(key)
+        if isinstance(a, (list, tuple)) or isinstance(b, (list, tuple)):
+            a, b = list(a or []), list(b or [])
+        if a != b:
+            raise ValueError(f"{path} was written with {key}={a!r}; this run has {key}={b!r}: "
+                             "resume it with the same settings or use another --out")
+    return state
 
 
 def _finite_or_none(obj):
@@ -333,8 +368,21 @@ def _train(config: TrainConfig, data: CMAPSSData | None) -> dict:
     best = {"val_rmse": math.inf, "epoch": None, "state": None}
     diverged = None
     step = 0
+    start_epoch = 0
+    checkpoint = out / "checkpoint.pt"
+    if config.resume and checkpoint.is_file():
+        state = _load_checkpoint(checkpoint, config)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        weighting.load_state_dict(state["gaba"])
+        rng.bit_generator.state = state["numpy_rng"]
+        torch.set_rng_state(state["torch_rng"])
+        recorder.extend({k: v.numpy() for k, v in state["trace"].items()})
+        history, best, step = state["history"], state["best"], state["step"]
+        start_epoch = state["epoch"] + 1
     bar = _progress(config.epochs * batches_per_epoch, config.progress)
-    for epoch in range(config.epochs):
+    bar.update(step)
+    for epoch in range(start_epoch, config.epochs):
         order = torch.from_numpy(rng.permutation(n_train))
         for b in range(batches_per_epoch):
             index = order[b * config.batch_size : (b + 1) * config.batch_size]
@@ -403,8 +451,13 @@ def _train(config: TrainConfig, data: CMAPSSData | None) -> dict:
                 "epoch": epoch,
                 "step": step,
                 "config": asdict(config),
+                "numpy_rng": rng.bit_generator.state,
+                "torch_rng": torch.get_rng_state(),
+                "trace": {k: torch.from_numpy(v) for k, v in recorder.arrays().items()},
+                "history": history,
+                "best": best,
             },
-            out / "checkpoint.pt",
+            checkpoint,
         )
     bar.close()
 
@@ -561,6 +614,8 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPar
     )
     parser.add_argument("--max-batches", type=int, default=None, help="batches per epoch cap")
     parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue from --out/checkpoint.pt (written every epoch) if present")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     return parser
 
@@ -612,6 +667,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         threads=args.threads,
         progress=not args.no_progress,
         options=method_options_from_args(args) or None,
+        resume=args.resume,
     )
 
 

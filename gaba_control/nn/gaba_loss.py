@@ -266,6 +266,12 @@ class GABALoss(nn.Module):
     ``state_dict`` (key ``accumulation_window``), so a checkpoint mid-window
     resumes exactly.
 
+    *torch.compile*: compile the model, not the loss (``torch.compile(model)``
+    is tested against eager gradients). ``torch.compile(GABALoss)`` also runs
+    and gives the same step, with graph breaks where the loop reads its state
+    on the host (the warmup and refresh schedule, the non-finite policy): the
+    module's cost is its ``K`` backward passes, which compilation does not remove.
+
     *Not covered*: ``create_graph`` (higher-order gradients).
 
     Examples
