@@ -29,6 +29,8 @@ __all__ = ["ControllerTrace", "GABAController", "StepOutput"]
 
 #: Numbers per time chunk in :meth:`GABAController.run` (about 2 MiB of float64).
 CHUNK_VALUES = 2**18
+#: the largest step a loaded state may hold (the counter must still advance without overflow)
+MAX_STEP = 2**62
 
 
 @dataclass(frozen=True)
@@ -252,8 +254,9 @@ class GABAController:
         ema = check_simplex_rows(state["ema"], "state['ema']", self.num_tasks)
         weights = check_simplex_rows(state["weights"], "state['weights']", self.num_tasks)
         step = state["step"]
-        if isinstance(step, bool) or not np.isfinite(step) or int(step) != step or step < 0:
-            raise ValueError(f"state['step'] must be an int >= 0, got {step}")
+        if (isinstance(step, bool) or not np.isfinite(step) or int(step) != step or step < 0
+                or step > MAX_STEP):
+            raise ValueError(f"state['step'] must be an int in [0, 2^62], got {step}")
         self.gate.step = int(step)
         self.iir.state = ema.copy()
         self._weights = weights.copy()

@@ -23,7 +23,6 @@ from __future__ import annotations
 import json
 import os
 import platform
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -263,8 +262,11 @@ def load_trace(path: str | os.PathLike) -> Trace:
         raise FileNotFoundError(f"trace file not found: {path}")
     try:
         return _load_trace(path)
-    except (EOFError, OSError, zipfile.BadZipFile, KeyError, TypeError,
-            json.JSONDecodeError) as error:
+    except ValueError as error:
+        if str(path) in str(error):
+            raise  # already says which file and what is wrong
+        raise ValueError(f"{path}: not a readable gaba_control trace ({error})") from error
+    except Exception as error:  # zipfile/zlib/numpy raise many kinds on a mangled archive
         raise ValueError(f"{path}: not a readable gaba_control trace (truncated or corrupted: "
                          f"{type(error).__name__}: {error})") from error
 

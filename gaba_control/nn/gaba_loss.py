@@ -824,8 +824,9 @@ def _check_loaded(module: GABALoss, state_dict, prefix, local_metadata, strict, 
         return None if value is None else torch.as_tensor(value).detach().cpu()
 
     step = get("step")
-    if step is not None and (step.dim() != 0 or step.is_floating_point() or int(step) < 0):
-        raise ValueError(f"state['step'] must be a 0-d integer >= 0, got {step!r}")
+    if step is not None and (step.dim() != 0 or step.is_floating_point()
+                             or not 0 <= int(step) <= 2**62):
+        raise ValueError(f"state['step'] must be a 0-d integer in [0, 2^62], got {step!r}")
     for name in ("ema", "last_weights"):
         value = get(name)
         if value is not None:
