@@ -23,7 +23,6 @@ for _name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 
 import argparse  # noqa: E402
 import platform  # noqa: E402
-import time  # noqa: E402
 
 import numpy as np  # noqa: E402
 from scipy import signal  # noqa: E402
@@ -46,17 +45,9 @@ def synthetic_trace(n: int, seed: int = 0):
     return lam, np.exp(y)
 
 
-def best_of(fn, repeats: int = 3) -> float:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
-
-
 def main(argv=None) -> None:
     from analysis.identify import POLES, SKIP, Record, estimate_plant
+    from benchmarks.bench_controller import best_of
     from gaba_control.plant.parametric import select_order
     from gaba_control.plant.spectral import frequency_response_estimate
 
@@ -69,13 +60,13 @@ def main(argv=None) -> None:
     cut = 2 * n // 3
 
     spectral_s = best_of(lambda: frequency_response_estimate(u, y, nperseg=1024 if n > 4000
-                                                             else 256))
-    select_s = best_of(lambda: select_order(u[:cut], y[:cut], u[cut:], y[cut:], poles=POLES))
+                                                             else 256), 3)
+    select_s = best_of(lambda: select_order(u[:cut], y[:cut], u[cut:], y[cut:], poles=POLES), 3)
     third = n // 3
     records = [Record("main", "SYN", s, "prbs", 0.05, 0.4, 0.05, lam[s * third:(s + 1) * third],
                       ratio[s * third:(s + 1) * third], np.zeros(third, int), {})
                for s in range(3)]
-    study_s = best_of(lambda: estimate_plant(records))
+    study_s = best_of(lambda: estimate_plant(records), 3)
     plant = estimate_plant(records)
 
     print(f"# identification benchmark ({platform.processor() or platform.machine()}, "
