@@ -199,7 +199,8 @@ class GABAController:
         active = np.empty(num_steps, dtype=bool)
         # Time chunks of about CHUNK_VALUES numbers keep every temporary small enough to be
         # reused by the allocator instead of page-faulted in afresh; the state carries over.
-        chunk = max(1, CHUNK_VALUES // max(1, g[..., 0, :].size))
+        per_step = g.size // num_steps if num_steps else 1
+        chunk = max(1, CHUNK_VALUES // max(1, per_step))
         for start in range(0, num_steps, chunk):
             part = slice(start, min(start + chunk, num_steps))
             active[part] = self._run_chunk(g[..., part, :], {k: v[..., part, :] for k, v in

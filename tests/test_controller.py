@@ -207,3 +207,13 @@ def test_loaded_state_is_checked(change, message):
     with pytest.raises(ValueError, match=message):
         target.load_state_dict(ctrl.state_dict() | change)
     assert target.gate.step == 0 and np.all(target.iir.state == 0.5)  # untouched
+
+
+def test_an_empty_run_is_an_empty_result():
+    ctrl = GABAController(2)
+    trace = ctrl.run(np.zeros((0, 2)))
+    assert trace.weights.shape == (0, 2) and trace.steps.size == 0
+    assert ctrl.gate.step == 0
+    batched = GABAController(3).run(np.zeros((4, 0, 3)))
+    assert batched.weights.shape == (4, 0, 3)
+    assert_allclose(ctrl.step(np.array([3.0, 1.0])).weights, [0.5, 0.5])  # state intact

@@ -242,3 +242,13 @@ def _tiny_trace_for_corruption():
     return recorder.to_trace(controller={"num_tasks": 2, "beta": 0.99, "warmup": 0,
                                          "lambda_min": 0.05}, method="gaba", subset="FD001",
                              seed=0, task_names=("rul", "health"), config={}, versions={})
+
+
+def test_an_empty_trace_saves_loads_and_replays(tmp_path):
+    recorder = TraceRecorder(2)
+    trace = recorder.to_trace(controller={"num_tasks": 2, "beta": 0.99, "warmup": 100,
+                                          "lambda_min": 0.05}, method="gaba", subset="FD001",
+                              seed=0, task_names=("rul", "health"), config={}, versions={})
+    loaded = load_trace(trace.save(tmp_path / "empty.npz"))
+    assert len(loaded) == 0
+    assert replay_trace(loaded).shape == (0, 2)
