@@ -24,6 +24,10 @@ __all__ = [
 ]
 
 
+#: step counters are 64-bit in torch: a count beyond this could not advance
+MAX_STEPS = 2**62
+
+
 def _is_int(value) -> bool:
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
@@ -75,8 +79,8 @@ def check_warmup(warmup) -> int:
     """Return ``warmup`` as an int, or raise if it is not an integer ≥ 0."""
     if not _is_int(warmup):
         raise TypeError(f"warmup must be an int >= 0, got {type(warmup).__name__}")
-    if warmup < 0:
-        raise ValueError(f"warmup must be >= 0 steps, got {warmup}")
+    if not 0 <= warmup <= MAX_STEPS:
+        raise ValueError(f"warmup must lie in [0, 2^62] steps, got {warmup}")
     return int(warmup)
 
 

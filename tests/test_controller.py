@@ -157,7 +157,7 @@ def test_equal_norms_are_a_fixed_point(num_tasks):
         ({"beta": "0.9"}, TypeError, "beta"),
         ({"lambda_min": 0.5}, ValueError, r"lambda_min must lie in \[0, 1/num_tasks\)"),
         ({"lambda_min": -0.01}, ValueError, "lambda_min"),
-        ({"warmup": -1}, ValueError, "warmup must be >= 0"),
+        ({"warmup": -1}, ValueError, r"warmup must lie in \[0, 2\^62\]"),
         ({"warmup": 1.5}, TypeError, "warmup"),
         ({"gain": 2}, TypeError, "unexpected keyword argument.*gain"),
     ],

@@ -346,3 +346,9 @@ def test_compiling_the_loss_itself_gives_the_same_step():
     assert_allclose(w_b, w_a, rtol=1e-7)
     for a, b in zip(g_a, g_b, strict=True):
         assert_allclose(b.numpy(), a.numpy(), rtol=1e-5, atol=1e-7)
+
+
+def test_a_warmup_too_long_to_count_is_refused_at_construction():
+    with pytest.raises(ValueError, match=r"warmup must lie in \[0, 2\^62\]"):
+        GABALoss(2, warmup=2**70)  # accepted before, then overflowed on the first step
+    GABALoss(2, warmup=2**62).update_from_norms([3.0, 1.0])
