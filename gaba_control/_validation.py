@@ -78,7 +78,7 @@ def check_lambda_min(lambda_min, num_tasks: int) -> float:
 def check_warmup(warmup) -> int:
     """Return ``warmup`` as an int, or raise if it is not an integer ≥ 0."""
     if not _is_int(warmup):
-        raise TypeError(f"warmup must be an int >= 0, got {type(warmup).__name__}")
+        raise TypeError(f"warmup must be an int in [0, 2^62], got {type(warmup).__name__}")
     if not 0 <= warmup <= MAX_STEPS:
         raise ValueError(f"warmup must lie in [0, 2^62] steps, got {warmup}")
     return int(warmup)
