@@ -998,10 +998,6 @@ def run(outdir: Path, *, seed: int = 0, trace=None, quick: bool = False,
                  claims=_plant_claims(response), tables=[response.markdown()])
 
 
-def _fmt(value, digits=3) -> str:
-    return _fmt_cell(float(value)) if digits == 4 else f"{float(value):.{digits}g}"
-
-
 def _plant_summary(response: IdentificationResponse, path: Path) -> str:
     subsets = sorted({p.subset for p in response.plants})
     ok = [p for p in response.plants if p.model is not None]
