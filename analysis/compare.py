@@ -196,13 +196,11 @@ def make_job(cache: Path, subset: str, method: str, seed: int, base: dict,
     options = {k: v for k, v in (options or {}).items() if v is not None}
     config = {**base, "subset": subset, "method": method, "seed": seed,
               "options": options or None}
-    key = {k: v for k, v in config.items() if k not in _NOT_IN_KEY and v is not None}
+    key = {k: v for k, v in config.items()
+           if k not in _NOT_IN_KEY and k != "options" and v is not None}
     owners = option_owners()
     keyed = {k: v for k, v in options.items() if owners[k][0].in_cache_key}
-    if keyed:
-        key["options"] = keyed
-    else:
-        key.pop("options", None)
+    key.update({"options": keyed} if keyed else {})
     key.update({"cache_version": CACHE_VERSION, **(key_entries or {})})
     directory = cache / subset / method / f"seed{seed}-{_hash(key)}"
     return Job(subset, method, seed, config, key, str(directory))

@@ -231,9 +231,7 @@ def robust_norm(grad: Tensor, acc: torch.dtype) -> Tensor:
     synchronisation). float64 covers every float32/float16/bfloat16 value
     squared.
     """
-    if acc == torch.float64:
-        return torch.linalg.vector_norm(grad, dtype=torch.float64)
-    if grad.device.type != "cpu":
+    if acc == torch.float64 or grad.device.type != "cpu":
         return torch.linalg.vector_norm(grad, dtype=torch.float64)
     norm = torch.linalg.vector_norm(grad, dtype=acc)
     low, high = _SAFE_FLOAT32_NORM

@@ -835,8 +835,7 @@ def _check_loaded(module: GABALoss, state_dict, prefix, local_metadata, strict, 
                                  f"{tuple(value.shape)}")
             check_simplex_rows(value.to(torch.float64).numpy(), f"state['{name}']", k)
     norms = get("last_norms")
-    if norms is not None and (norms.shape != (k,) or bool(torch.any(norms < 0))
-                              or bool(torch.any(torch.isinf(norms) & (norms < 0)))):
+    if norms is not None and (norms.shape != (k,) or bool(torch.any(norms < 0))):
         raise ValueError(f"state['last_norms'] must be {k} norms (>= 0, or NaN), got "
                          f"{norms.tolist()}")
 
