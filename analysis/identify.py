@@ -232,6 +232,8 @@ class Record:
     ratio: np.ndarray
     epoch: np.ndarray
     metrics: dict
+    #: the excitation's settings (period, harmonics, clock, …); empty for GABA runs
+    options: dict = field(default_factory=dict)
 
     @property
     def u(self) -> np.ndarray:
@@ -282,7 +284,7 @@ def records_from_runs(runs) -> list[Record]:
             float(job.config["lambda_min"]), trace.applied_weights[:, 0].astype(np.float64),
             (g[:, 0] / g[:, 1]).astype(np.float64), trace.epoch.astype(np.int64),
             {k: metrics.get(k) for k in ("test_rmse", "test_phm08_score", "test_macro_f1",
-                                          "val_rmse", "num_steps")}))
+                                          "val_rmse", "num_steps")}, dict(point.options)))
     return out
 
 
@@ -299,7 +301,7 @@ def save_records(records: list[Record], path: Path) -> Path:
         arrays[f"epoch_{i}"] = r.epoch.astype(np.int16)
         index.append({"role": r.role, "subset": r.subset, "seed": r.seed, "method": r.method,
                       "lam0": r.lam0, "amplitude": r.amplitude, "lambda_min": r.lambda_min,
-                      "metrics": r.metrics})
+                      "metrics": r.metrics, "options": r.options})
     arrays["index"] = np.array(json.dumps(index, allow_nan=True))
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -320,7 +322,8 @@ def load_records(path: Path) -> list[Record]:
                            float(e["lam0"]), float(e["amplitude"]), float(e["lambda_min"]),
                            data[f"lam_{i}"].astype(np.float64),
                            data[f"ratio_{i}"].astype(np.float64),
-                           data[f"epoch_{i}"].astype(np.int64), e["metrics"])
+                           data[f"epoch_{i}"].astype(np.int64), e["metrics"],
+                           dict(e.get("options") or {}))
                     for i, e in enumerate(index)]
     except Exception as error:  # zipfile/zlib/numpy raise many kinds on a mangled archive
         raise ValueError(f"{path}: not a readable identification record file ({error})") \
@@ -946,16 +949,18 @@ def _harmonics_covered(runs, model) -> tuple[int, int]:
     """At the multisine's harmonics: how many of its 95 % disks contain the PRBS model.
 
     One period per segment, no window, no overlap: the harmonics fall on bins
-    1 … M exactly (a constant detrend, so bin 1 is trusted).
+    1 … M exactly (a constant detrend, so bin 1 is trusted). Period and ``M``
+    are the runs' own (records written before they were stored: the defaults).
     """
     from gaba_control.plant.spectral import frequency_response_estimate
 
-    period = DEFAULT_PERIOD
+    period = int(runs[0].options.get("period", DEFAULT_PERIOD))
+    harmonics_count = int(runs[0].options.get("harmonics", DEFAULT_HARMONICS))
     us = [r.u[: (r.u.size // period) * period] for r in runs]
     ys = [r.y[: (r.y.size // period) * period] for r in runs]
     est = frequency_response_estimate(us, ys, nperseg=period, noverlap=0, window="boxcar",
                                       detrend="constant")
-    harmonics = np.arange(DEFAULT_HARMONICS)  # bins 1..M are rows 0..M-1 here
+    harmonics = np.arange(harmonics_count)  # bins 1..M are rows 0..M-1 here
     model_at = model.frequency_response(est.omega[harmonics])
     covered = np.abs(model_at - est.response[harmonics]) <= est.radius[harmonics]
     return int(np.sum(covered)), int(harmonics.size)

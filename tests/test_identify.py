@@ -120,8 +120,13 @@ def test_response_tables_and_figures(tmp_path):
 
 def test_records_round_trip_and_bad_files(tmp_path):
     records = _synthetic_records()[:3]
+    records[0] = Record(*[getattr(records[0], f) for f in ("role", "subset", "seed", "method",
+                                                           "lam0", "amplitude", "lambda_min",
+                                                           "lam", "ratio", "epoch", "metrics")],
+                        {"period": 256, "harmonics": 4})
     path = save_records(records, tmp_path / "records.npz")
     again = load_records(path)
+    assert again[0].options == {"period": 256, "harmonics": 4} and again[1].options == {}
     assert [(r.role, r.lam0, r.seed) for r in again] == [(r.role, r.lam0, r.seed)
                                                           for r in records]
     assert_allclose(again[1].lam, records[1].lam, rtol=0, atol=0)
