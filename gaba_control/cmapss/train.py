@@ -360,7 +360,8 @@ def _train(config: TrainConfig, data: CMAPSSData | None) -> dict:
         batches_per_epoch = min(batches_per_epoch, config.max_batches)
     method = weighting_method(config)
     source = method.source(config.epochs * batches_per_epoch)
-    weighting = method.module(config.epochs * batches_per_epoch)
+    weighting = method.module(config.epochs * batches_per_epoch,
+                              steps_per_epoch=batches_per_epoch)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
     recorder = TraceRecorder(len(TASK_NAMES))
     source_summary = method.summary(source)
@@ -425,6 +426,11 @@ def _train(config: TrainConfig, data: CMAPSSData | None) -> dict:
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
+            if method.post_step and weighting.needs_post_step:
+                with torch.no_grad():  # the same batch after the step (FAMO's update)
+                    weighting.post_step_losses(_step_losses(
+                        model, data.x_train[index], data.rul_train[index],
+                        data.health_train[index], config.rul_scale))
             bar.update(1)
             if step % 10 == 0:
                 bar.set_postfix(

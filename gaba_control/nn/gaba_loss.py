@@ -507,6 +507,7 @@ class GABALoss(nn.Module):
         self._check_params_cover(losses, params)
         task_grads = task_gradients(losses, params, retain_last=False)
         check_reaches_shared(task_grads, shared_index)
+        self._observe_gradients(task_grads, shared_index)
         norms = shared_norms(task_grads, shared_index, device=self.ema.device, dtype=self.ema.dtype)
         # A non-finite gradient outside the shared parameters makes the step invalid too, so
         # the loop agrees with a GradScaler, which inspects every gradient.
@@ -553,12 +554,16 @@ class GABALoss(nn.Module):
             none = torch.zeros((), dtype=torch.bool, device=self.ema.device)
             return inject(held, loss_values, [[None] * len(params)], params, none, skip=True)
         sums, self._window, self._window_params, self._micro = self._window, None, None, 0
+        self._observe_gradients(sums, shared_index)
         norms = shared_norms(sums, shared_index, device=self.ema.device, dtype=self.ema.dtype)
         bad = nonfinite_elsewhere(sums, shared_index, device=norms.device)
         norms = self._synced(torch.where(bad, float("nan"), norms))
         used = self._step_with(norms, losses, applied)
         finite = None if self.nonfinite == "propagate" else torch.all(torch.isfinite(norms))
         return inject(used, loss_values, sums, params, finite, skip=self.nonfinite == "skip")
+
+    def _observe_gradients(self, task_grads, shared_index) -> None:
+        """Hook: the per-task gradients of a measured step (subclasses read more than norms)."""
 
     def _forward_graph(self, losses, inputs, applied) -> Tensor:
         task_grads = task_gradients(losses, inputs, retain_last=True)

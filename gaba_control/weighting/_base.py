@@ -105,8 +105,15 @@ class WeightingMethod:
         table = self.trajectory(num_steps)
         return None if table is None else _Table(table)
 
-    def module(self, num_steps: int) -> GABALoss:
-        """The torch module the training loop calls every step."""
+    #: whether the module reads the same batch's losses after the optimizer step
+    #: (:meth:`~gaba_control.weighting.LawLoss.post_step_losses`, e.g. FAMO)
+    post_step: ClassVar[bool] = False
+
+    def module(self, num_steps: int, *, steps_per_epoch: int | None = None) -> GABALoss:
+        """The torch module the training loop calls every step.
+
+        ``steps_per_epoch`` is given by the training loop (a per-epoch law, DWA, needs it).
+        """
         source = self.source(num_steps)
         kwargs = {k: self.controller[k] for k in ("beta", "warmup", "lambda_min")}
         if source is None:
