@@ -184,7 +184,7 @@ def law_weights(law: Law, norms, losses, *, post_losses=None, gramians=None) -> 
     >>> from gaba_control.weighting import DWALaw
     >>> law = DWALaw(2, steps_per_epoch=1)
     >>> law_weights(law, [[1, 1]] * 4, [[4, 4], [2, 4], [1, 4], [1, 4]]).round(3).tolist()
-    [[1.0, 1.0], [1.0, 1.0], [0.755, 1.245], [0.755, 1.245]]
+    [[1.0, 1.0], [1.0, 1.0], [0.876, 1.124], [0.876, 1.124]]
     """
     norms = np.asarray(norms, dtype=np.float64)
     losses = np.asarray(losses, dtype=np.float64)
@@ -240,13 +240,13 @@ class LawLoss(GABALoss):
     """
 
     def __init__(self, law: Law, **gaba_kwargs):
+        if not isinstance(law, Law):
+            raise TypeError(f"law must be a Law, got {type(law).__name__}")
         for name, needed in (("sensor", "exact"), ("refresh_every", 1), ("accumulation_steps", 1)):
             if gaba_kwargs.get(name, needed) != needed:
                 raise ValueError(f"a law's module needs {name}={needed!r}, got "
                                  f"{gaba_kwargs[name]!r}")
         super().__init__(law.num_tasks, **gaba_kwargs)
-        if not isinstance(law, Law):
-            raise TypeError(f"law must be a Law, got {type(law).__name__}")
         self.law = law
         self._gramian: Tensor | None = None
         self._pending_post = False
@@ -288,8 +288,8 @@ class LawLoss(GABALoss):
         state = self.law_state()
         if self.law.valid(m):
             weights, state = self.law.step(state, m)
+            self.law_applied.copy_(weights)  # first: weights may alias a state buffer
             self._store(state)
-            self.law_applied.copy_(weights)
             self._pending_post = self.law.post_step
         else:
             self._store(self.law.hold(state))
