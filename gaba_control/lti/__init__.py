@@ -8,6 +8,8 @@
 * :mod:`~gaba_control.lti.small_signal` — the loop linearised around an
   operating point, as a python-control state-space model.
 * :mod:`~gaba_control.lti.decimated` — the loop refreshed every ``N`` steps.
+* :mod:`~gaba_control.lti.methods` — every weighting method's law as a
+  small-signal model, in one frame with GABA's.
 """
 
 from .decimated import (

@@ -70,7 +70,7 @@ class DWALaw(Law):
         return self._tick(dict(state))
 
     def _tick(self, state: dict) -> dict:
-        """Count the step; at an epoch end shift the means (an epoch without valid steps keeps them)."""
+        """Count the step; at an epoch end shift the means (unless it had no valid step)."""
         xp = array_namespace(state["loss_sum"])
         epoch_step = state["epoch_step"] + 1
         end = epoch_step >= self.steps_per_epoch

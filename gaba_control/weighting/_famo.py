@@ -34,10 +34,10 @@ from ._law import (
     Law,
     LawMethod,
     Measurement,
-    adam_update,
     check_adam_state,
     check_real,
     full,
+    optimizer_step,
     softmax,
     softmax_vjp,
 )
@@ -53,17 +53,20 @@ def famo_weights(logits, losses, eps: float = 1e-8):
 
 
 class FAMOLaw(Law):
-    """FAMO's law (see the module docstring)."""
+    """FAMO's law (see the module docstring); ``sgd=True`` for Algorithm 1's plain step."""
 
     measures = "losses"
     post_step = True
     positive_losses = True
-    hyperparameters = ("lr", "gamma", "eps")
+    hyperparameters = ("lr", "gamma", "eps", "sgd")
 
-    def check(self, lr=0.025, gamma=0.01, eps=1e-8) -> None:
+    def check(self, lr=0.025, gamma=0.01, eps=1e-8, sgd=False) -> None:
         self.lr = check_real(lr, "lr", low=0.0, low_open=True, high=1e3, flag="--famo-lr")
         self.gamma = check_real(gamma, "gamma", low=0.0, high=1e3, flag="--famo-gamma")
         self.eps = check_real(eps, "eps", low=0.0, low_open=True, high=1.0)
+        if not isinstance(sgd, bool):
+            raise TypeError(f"sgd must be a bool, got {type(sgd).__name__}")
+        self.sgd = sgd
 
     def initial_state(self, like) -> dict:
         k = self.num_tasks
@@ -80,9 +83,8 @@ class FAMOLaw(Law):
         xp = array_namespace(state["logits"])
         decrease = state["log_loss"] - xp.log(post_losses + self.eps)
         grad = softmax_vjp(softmax(state["logits"]), decrease)
-        logits, mom, var, t = adam_update(state["logits"], grad, state["adam_m"],
-                                          state["adam_v"], state["adam_t"], lr=self.lr,
-                                          weight_decay=self.gamma)
+        logits, mom, var, t = optimizer_step(state["logits"], grad, state, lr=self.lr,
+                                             sgd=self.sgd, weight_decay=self.gamma)
         return dict(state, logits=logits, adam_m=mom, adam_v=var, adam_t=t)
 
     def check_state(self, state) -> None:

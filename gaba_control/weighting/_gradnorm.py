@@ -45,10 +45,10 @@ from ._law import (
     Law,
     LawMethod,
     Measurement,
-    adam_update,
     check_adam_state,
     check_real,
     full,
+    optimizer_step,
     softmax,
     softmax_vjp,
 )
@@ -85,18 +85,23 @@ class GradNormLaw(Law):
         Adam learning rate of the weight parameters, ``> 0`` (default ``1e-3``).
     positive : bool
         The softmax parameterisation instead of the paper's raw weights.
+    sgd : bool
+        A plain gradient step instead of Adam (the analyses' exact small-signal form).
     """
 
     measures = "norms"
     positive_losses = True
-    hyperparameters = ("alpha", "lr", "positive")
+    hyperparameters = ("alpha", "lr", "positive", "sgd")
 
-    def check(self, alpha=1.5, lr=1e-3, positive=False) -> None:
+    def check(self, alpha=1.5, lr=1e-3, positive=False, sgd=False) -> None:
         self.alpha = check_real(alpha, "alpha", low=0.0, flag="--gradnorm-alpha")
         self.lr = check_real(lr, "lr", low=0.0, low_open=True, high=1e3, flag="--gradnorm-lr")
         if not isinstance(positive, bool):
             raise TypeError(f"positive must be a bool, got {type(positive).__name__}")
         self.positive = positive
+        if not isinstance(sgd, bool):
+            raise TypeError(f"sgd must be a bool, got {type(sgd).__name__}")
+        self.sgd = sgd
 
     def initial_state(self, like) -> dict:
         k = self.num_tasks
@@ -117,8 +122,8 @@ class GradNormLaw(Law):
             grad = softmax_vjp(w / self.num_tasks, self.num_tasks * grad_w)
         else:
             grad = grad_w
-        param, mom, var, t = adam_update(state["param"], grad, state["adam_m"], state["adam_v"],
-                                         state["adam_t"], lr=self.lr)
+        param, mom, var, t = optimizer_step(state["param"], grad, state, lr=self.lr,
+                                            sgd=self.sgd)
         if not self.positive:
             total = xp.sum(param)
             # Algorithm 1 renormalises to Σw = K; a sum ≤ 0 cannot be renormalised (the paper's

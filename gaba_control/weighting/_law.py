@@ -465,3 +465,21 @@ def check_adam_state(state: Mapping[str, np.ndarray]) -> None:
     if "adam_t" in state and (state["adam_t"] < 0 or state["adam_t"] != np.floor(
             state["adam_t"])):
         raise ValueError(f"state['law_adam_t'] must be a count >= 0, got {state['adam_t']}")
+
+
+def optimizer_step(param, grad, state: Mapping, *, lr: float, sgd: bool,
+                   weight_decay: float = 0.0):
+    """The law's optimizer: Adam (:func:`adam_update`), or with ``sgd`` a plain step.
+
+    The plain step ``θ ← θ − η(g + γθ)`` is the form the papers' equations
+    write (and the one the small-signal models of
+    :mod:`gaba_control.lti.methods` are exact for); Adam is what is trained.
+    Returns ``(param, adam_m, adam_v, adam_t)`` (the moments untouched by ``sgd``
+    but the count advanced, so an initial-step rule such as GradNorm's ``L(0)``
+    sees the same clock).
+    """
+    if sgd:
+        return (param - lr * (grad + weight_decay * param), state["adam_m"], state["adam_v"],
+                state["adam_t"] + 1)
+    return adam_update(param, grad, state["adam_m"], state["adam_v"], state["adam_t"], lr=lr,
+                       weight_decay=weight_decay)

@@ -27,19 +27,25 @@ from __future__ import annotations
 from gaba_control.formulas import array_namespace
 
 from ._base import Option, WeightingMethod, register
-from ._law import Law, LawMethod, Measurement, adam_update, check_adam_state, check_real, full
+from ._law import Law, LawMethod, Measurement, check_adam_state, check_real, full, optimizer_step
 
 __all__ = ["UncertaintyLaw", "UncertaintyWeighting"]
 
 
 class UncertaintyLaw(Law):
-    """Kendall et al.'s law (see the module docstring); ``lr`` the Adam rate of ``s``."""
+    """Kendall et al.'s law (see the module docstring); ``lr`` the Adam rate of ``s``.
+
+    ``sgd=True``: a plain gradient step instead of Adam (the analyses' exact small-signal form).
+    """
 
     measures = "losses"
-    hyperparameters = ("lr",)
+    hyperparameters = ("lr", "sgd")
 
-    def check(self, lr=1e-3) -> None:
+    def check(self, lr=1e-3, sgd=False) -> None:
         self.lr = check_real(lr, "lr", low=0.0, low_open=True, high=1e3, flag="--uw-lr")
+        if not isinstance(sgd, bool):
+            raise TypeError(f"sgd must be a bool, got {type(sgd).__name__}")
+        self.sgd = sgd
 
     def initial_state(self, like) -> dict:
         k = self.num_tasks
@@ -50,8 +56,7 @@ class UncertaintyLaw(Law):
         xp = array_namespace(state["log_var"])
         precision = xp.exp(-state["log_var"])
         grad = 0.5 * (1.0 - precision * m.losses)
-        s, mom, var, t = adam_update(state["log_var"], grad, state["adam_m"], state["adam_v"],
-                                     state["adam_t"], lr=self.lr)
+        s, mom, var, t = optimizer_step(state["log_var"], grad, state, lr=self.lr, sgd=self.sgd)
         return 0.5 * precision, {"log_var": s, "adam_m": mom, "adam_v": var, "adam_t": t}
 
     def check_state(self, state) -> None:
