@@ -19,7 +19,9 @@ Uncertainty weighting, plain step ``η`` on ``s``: ``s ← s − (η/2)(1 − e^
 with ``ℓ = log L``; around ``s = ℓ``, ``δs ← (1 − η/2) δs + (η/2) δℓ`` and
 ``u = −(s_1 − s_2)``:
 
-.. math:: G(z) = -\frac{η/2}{z-(1-η/2)}     \quad(\text{stable for } 0<η<4,\ \text{ringing for } η>2).
+.. math:: G(z) = -\frac{η/2}{z-(1-η/2)}
+
+(stable for ``0 < η < 4``, ringing for ``η > 2``).
 
 FAMO, plain step ``β`` with decay ``γ`` on ``x = ξ_1 − ξ_2`` (``c = z_1 z_2``,
 ¼ at ``x = 0``; the post-step losses read as the next step's): ``x ← a x −
@@ -118,9 +120,9 @@ def static_gain(kind: str, ratio: float, cosine: float = 0.0, *, h: float = 1e-4
     NaN at a vertex of the simplex (a weight is 0 and stays 0: the map is
     saturated there and ``u`` is unbounded).
     """
-    from gaba_control.weighting import torchjd_weighting
-
     import torch
+
+    from gaba_control.weighting import torchjd_weighting
 
     weighting = torchjd_weighting(kind)
 
@@ -156,7 +158,7 @@ def gradnorm_zero_crossing(ratio, *, sgd: bool = False, beta1: float = 0.9) -> n
     r = np.asarray(ratio, dtype=float)
     if sgd:
         return 2.0 / (r * (1.0 + r))
-    k = np.arange(1, int(math.floor(math.log(2.0) / math.log(1.0 / beta1))) + 1)
+    k = np.arange(1, math.floor(math.log(2.0) / math.log(1.0 / beta1)) + 1)
     overshoot = float(np.sum(2.0 * beta1**k - 1.0))
     return 2.0 / ((1.0 + r) * overshoot)
 
