@@ -132,6 +132,11 @@ TRACE_FIELDS = (
     "lambda_std",
     "lambda_std_settled",
     "raw_std",
+    "weight_min",
+    "weight_max",
+    "lambda_rul_min",
+    "lambda_rul_max",
+    "negative_weight_steps",
 )
 #: the EMA counts as settled once its initial gap is below this fraction
 SETTLED_FRACTION = 0.01
@@ -343,7 +348,8 @@ def paired_statistics(values, reference) -> dict:
     """Paired differences ``values − reference`` over seeds: mean, std, t-test, Wilcoxon, d_z.
 
     Pairs with a non-finite member are left out (``n`` counts the rest).
-    ``d_z = mean(d)/std(d, ddof=1)`` (Cohen's d for paired samples).
+    ``d_z = mean(d)/std(d, ddof=1)`` (Cohen's d for paired samples);
+    ``ci_low``/``ci_high`` the two-sided 95 % t interval of the mean difference.
     p-values are two-sided (:func:`scipy.stats.ttest_rel`,
     :func:`scipy.stats.wilcoxon`); NaN where undefined (n < 2, all d equal).
 
@@ -361,13 +367,35 @@ def paired_statistics(values, reference) -> dict:
     n = int(d.size)
     out = {"n": n, "mean": float(d.mean()) if n else math.nan,
            "std": float(d.std(ddof=1)) if n > 1 else math.nan,
+           "ci_low": math.nan, "ci_high": math.nan,
            "t_p": math.nan, "wilcoxon_p": math.nan, "d_z": math.nan}
+    if n > 1:
+        half = float(stats.t.ppf(0.975, n - 1)) * out["std"] / math.sqrt(n)
+        out["ci_low"], out["ci_high"] = out["mean"] - half, out["mean"] + half
     if n < 2 or not np.any(d != d[0]):
         return out
     out["t_p"] = float(stats.ttest_rel(a[keep], b[keep]).pvalue)
     out["d_z"] = out["mean"] / out["std"]
     if np.any(d != 0):
         out["wilcoxon_p"] = float(stats.wilcoxon(d).pvalue)
+    return out
+
+
+def holm(pvalues) -> np.ndarray:
+    """Holm's step-down adjustment of a family of p-values (NaN entries left out, kept NaN).
+
+    >>> holm([0.01, 0.04, 0.03]).round(3).tolist()
+    [0.03, 0.06, 0.06]
+    """
+    p = np.asarray(pvalues, dtype=float)
+    out = np.full(p.shape, math.nan)
+    idx = np.flatnonzero(np.isfinite(p))
+    order = idx[np.argsort(p[idx], kind="stable")]
+    m = order.size
+    running = 0.0
+    for rank, i in enumerate(order):
+        running = max(running, min(1.0, (m - rank) * p[i]))
+        out[i] = running
     return out
 
 
@@ -393,7 +421,19 @@ def trace_statistics(trace) -> dict:
     late = late[np.isfinite(late)]
     out["ratio_median_second_half"] = float(np.median(late)) if late.size else math.nan
     applied, lam, raw = trace.applied_weights[post], trace.weights[post], trace.raw[post]
-    out["lambda_rul_median"] = float(np.median(applied[:, 0])) if post.any() else math.nan
+    with np.errstate(invalid="ignore", divide="ignore"):
+        # the share of the total weight: methods whose weights sum to K or float (UW) compare
+        normalised = applied[:, 0] / applied.sum(axis=1)
+    out["lambda_rul_median"] = float(np.median(normalised)) if post.any() else math.nan
+    every = trace.applied_weights  # every step, warmup included: a bound must hold there too
+    finite = every[np.all(np.isfinite(every), axis=1)]
+    out["weight_min"] = float(finite.min()) if finite.size else math.nan
+    out["weight_max"] = float(finite.max()) if finite.size else math.nan
+    with np.errstate(invalid="ignore", divide="ignore"):
+        share = finite[:, 0] / finite.sum(axis=1)
+    out["lambda_rul_min"] = float(np.min(share)) if share.size else math.nan
+    out["lambda_rul_max"] = float(np.max(share)) if share.size else math.nan
+    out["negative_weight_steps"] = int(np.sum(np.any(every < 0, axis=1)))
     out["lambda_std"] = float(np.std(lam[:, 0])) if post.any() else math.nan
     settle = settling_steps(float(trace.controller["beta"]), SETTLED_FRACTION)
     settled = lam[settle:, 0]  # λ* after the EMA has forgotten its 1/K start
@@ -598,7 +638,7 @@ class ComparisonResponse:
         """``seed → value`` for finished (status ok) runs."""
         return {r["seed"]: r[metric] for r in self.rows
                 if r["subset"] == subset and r["method"] == method and r["status"] == "ok"
-                and r[metric] is not None}
+                and r.get(metric) is not None}
 
     def counts(self, subset: str, method: str) -> tuple[int, int]:
         """(runs with status ok, all runs) for one cell."""
@@ -615,7 +655,9 @@ class ComparisonResponse:
                        "n_diverged": sum(r["status"] == "diverged" for r in self._cell(subset,
                                                                                          method)),
                        "n_crashed": sum(r["status"] == "crashed" for r in self._cell(subset,
-                                                                                       method))}
+                                                                                       method)),
+                       "n_negative": sum((r.get("negative_weight_steps") or 0) > 0
+                                         for r in self._cell(subset, method))}
                 for metric in (*METRICS, *TRACE_FIELDS):
                     v = np.array(list(self.values(subset, method, metric).values()), float)
                     row[f"{metric}_mean"] = float(v.mean()) if v.size else math.nan
@@ -639,6 +681,13 @@ class ComparisonResponse:
                     stats = paired_statistics([a[s] for s in common], [b[s] for s in common])
                     out.append({"subset": subset, "method": method, "metric": metric,
                                 "seeds": " ".join(map(str, common)), **stats})
+        # Holm over the family of one subset and metric: every method against GABA
+        for subset in self.subsets:
+            for metric in METRICS:
+                family = [row for row in out if row["subset"] == subset
+                          and row["metric"] == metric]
+                for row, adjusted in zip(family, holm([r["t_p"] for r in family]), strict=True):
+                    row["holm_p"] = float(adjusted)
         return out
 
     # ---------------------------------------------------------------- tables
@@ -656,13 +705,37 @@ class ComparisonResponse:
             cells += [f"{_fmt(row[f'{m}_mean'], 4)} ± {_fmt(row[f'{m}_std'], 2)}" for m in METRICS]
             lines.append("| " + " | ".join(cells) + " |")
         lines += ["", f"{h} Paired differences vs gaba (method − gaba, per seed)", "",
-                  "| subset | method | metric | n | mean diff ± std | t-test p | Wilcoxon p "
-                  "| d_z |",
-                  "|---|---|---|---|---|---|---|---|"]
+                  "Mean difference over the common seeds with its two-sided 95 % t interval; "
+                  "paired t-test p, Holm-adjusted over the methods of one subset and metric, "
+                  "Wilcoxon signed-rank p; d_z = mean/std of the differences. "
+                  + "; ".join(f"{label}: {'lower' if low else 'higher'} is better"
+                              for label, low in METRICS.values()) + ".", "",
+                  "| subset | method | metric | n | mean diff [95 % CI] | t-test p | Holm p "
+                  "| Wilcoxon p | d_z |",
+                  "|---|---|---|---|---|---|---|---|---|"]
         for p in self.paired():
             lines.append(f"| {p['subset']} | {p['method']} | {METRICS[p['metric']][0]} | {p['n']} "
-                         f"| {_fmt(p['mean'], 3)} ± {_fmt(p['std'], 2)} | {_fmt(p['t_p'], 2)} "
+                         f"| {_fmt(p['mean'], 3)} [{_fmt(p['ci_low'], 3)}, "
+                         f"{_fmt(p['ci_high'], 3)}] | {_fmt(p['t_p'], 2)} "
+                         f"| {_fmt(p.get('holm_p'), 2)} "
                          f"| {_fmt(p['wilcoxon_p'], 2)} | {_fmt(p['d_z'], 2)} |")
+        lines += ["", f"{h} Weights applied and divergences", "",
+                  "Smallest and largest applied weight (raw, over every step and task, "
+                  "warmup included; GradNorm and DWA sum to K, uncertainty weighting is not "
+                  "normalised), the RUL task's share of the total weight w_RUL/Σw, runs "
+                  "that diverged (non-finite loss or gradient norm) and runs with a negative "
+                  "weight on some step.", "",
+                  "| subset | method | diverged | negative | weight min | weight max "
+                  "| w_RUL/Σw min | w_RUL/Σw max |", "|---|---|---|---|---|---|---|---|"]
+        for row in self.summary():
+            cells = [row["subset"], row["method"], f"{row['n_diverged']}/{row['n']}",
+                     f"{row['n_negative']}/{row['n']}"]
+            for name in ("weight_min", "weight_max", "lambda_rul_min", "lambda_rul_max"):
+                values = np.array(list(self.values(row["subset"], row["method"],
+                                                   name).values()), float)
+                pick = np.min if name.endswith("min") else np.max
+                cells.append(_fmt(float(pick(values)), 4) if values.size else "—")
+            lines.append("| " + " | ".join(cells) + " |")
         lines += ["", f"{h} Loop quantities per run, mean ± std over seeds", "",
                   "Ratio = g_RUL/g_health on the shared parameters; epoch counted from 1; "
                   "second half = median over the second half of the steps; rolling maxima are "

@@ -226,7 +226,7 @@ def test_missing_data_is_an_error_before_any_job(tmp_path):
 
 @pytest.mark.parametrize(
     ("kwargs", "error", "message"),
-    [({"methods": ["gradnorm"]}, ValueError, "methods must be among"),
+    [({"methods": ["no_such_method"]}, ValueError, "methods must be among"),
      ({"seeds": [0, 0]}, ValueError, "seeds must be distinct"),
      ({"bogus": 1}, TypeError, "unknown training option 'bogus'")],
 )
