@@ -94,7 +94,7 @@ def test_make_weighting_methods():
     with pytest.raises(TypeError, match="takes no option"):
         make_weighting("gaba", weights=[1, 3])
     with pytest.raises(ValueError, match="method must be one of"):
-        make_weighting("gradnorm")
+        make_weighting("no_such_method")
 
 
 def test_train_on_tiny_data_writes_outputs_and_replays(tmp_path):

@@ -31,10 +31,12 @@ OPEN_LOOP = {
 
 def test_registry_lists_every_method_once():
     names = method_names()
-    assert names == ("gaba", "equal", "fixed", "schedule", "replay", "prbs", "multisine")
+    assert names == ("gaba", "equal", "fixed", "schedule", "replay", "prbs", "multisine",
+                     "gradnorm", "gradnorm_softmax", "uncertainty", "dwa", "famo", "upgrad",
+                     "mgda")
     assert get_method("gaba") is GABA and get_method("prbs") is PRBS
     with pytest.raises(ValueError, match="method must be one of"):
-        get_method("gradnorm")
+        get_method("no_such_method")
 
 
 def test_a_new_method_is_one_registered_class():

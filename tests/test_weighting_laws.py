@@ -75,6 +75,21 @@ def test_numpy_twin_matches_torch_module(name):
 
 
 @pytest.mark.parametrize("name", LAW_NAMES)
+def test_batched_runs_equal_the_runs_one_by_one(name):
+    law = make_laws()[name]
+    runs = [sequence(seed, steps=40) for seed in (4, 5, 6)]
+    norms = np.stack([r[0] for r in runs], axis=1)
+    losses = np.stack([r[1] for r in runs], axis=1)
+    gram = np.stack([r[2] for r in runs], axis=1)
+    norms[7, 1, 0] = np.nan  # one invalid reading in one run only
+    losses[9, 2, 1] = 0.0
+    together = law_weights(law, norms, losses, gramians=gram)
+    for i in range(3):
+        alone = law_weights(law, norms[:, i], losses[:, i], gramians=gram[:, i])
+        np.testing.assert_allclose(together[:, i], alone, rtol=1e-13, atol=1e-15)
+
+
+@pytest.mark.parametrize("name", LAW_NAMES)
 def test_state_dict_resumes_bit_identically(name):
     laws = make_laws()
     norms, losses, gram = sequence(2)

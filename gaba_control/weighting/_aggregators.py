@@ -69,7 +69,11 @@ class GramianLaw(Law):
         xp = array_namespace(state["calls"])
         gram = m.gramian
         if isinstance(gram, np.ndarray):
-            w = self.weighting(torch.from_numpy(gram)).detach().numpy().astype(np.float64)
+            flat = np.ascontiguousarray(gram).reshape(-1, *gram.shape[-2:]).copy()
+            bad = ~np.all(np.isfinite(flat), axis=(-2, -1))  # invalid runs: dropped by the caller
+            flat[bad] = np.eye(gram.shape[-1])
+            w = np.stack([self.weighting(torch.from_numpy(g)).detach().numpy()
+                          for g in flat]).astype(np.float64).reshape(gram.shape[:-1])
         else:
             w = self.weighting(gram.to(torch.float64)).detach().to(torch.float64)
         return w, {"calls": state["calls"] + xp.ones_like(state["calls"])}
@@ -77,6 +81,9 @@ class GramianLaw(Law):
 
 class _GramianMethod(LawMethod, WeightingMethod):
     measures = "the Gramian of the per-task gradients on the shared parameters"
+    loop = {"sensor": "the Gramian J Jᵀ of the shared task gradients",
+            "reference": "none (a common descent direction)",
+            "comparator": "none", "law": "static map (a QP each step)", "state": "none"}
     kind: str
 
     def law(self, steps_per_epoch=None) -> GramianLaw:

@@ -75,6 +75,10 @@ class WeightingMethod:
     #: whether the applied weights depend on the measurements
     closed_loop: ClassVar[bool] = False
     options: ClassVar[tuple[Option, ...]] = ()
+    #: the method as a control loop: sensor, reference, comparator, law, state
+    loop: ClassVar[dict[str, str]] = {
+        "sensor": "none", "reference": "none", "comparator": "none",
+        "law": "a schedule fixed before the run", "state": "the step count"}
     #: a method whose runs this one is planned from (``compare`` runs those first)
     reference: ClassVar[str | None] = None
 

@@ -22,7 +22,7 @@ import numpy as np
 from gaba_control.formulas import array_namespace
 
 from ._base import Option, WeightingMethod, register
-from ._law import Law, LawMethod, Measurement, check_real, full, softmax
+from ._law import Law, LawMethod, Measurement, check_real, column, full, softmax
 
 __all__ = ["DWA", "DWALaw"]
 
@@ -58,7 +58,7 @@ class DWALaw(Law):
         xp = array_namespace(state["mean_1"])
         r = state["mean_1"] / state["mean_2"]
         lam = self.num_tasks * softmax(r / self.temperature)
-        return xp.where(state["epochs"] >= 2, lam, xp.ones_like(lam))
+        return xp.where(column(state["epochs"], lam) >= 2, lam, xp.ones_like(lam))
 
     def step(self, state: dict, m: Measurement):
         weights = self.weights_of(state)
@@ -75,15 +75,17 @@ class DWALaw(Law):
         epoch_step = state["epoch_step"] + 1
         end = epoch_step >= self.steps_per_epoch
         closes = end & (state["valid_steps"] > 0)
-        mean = state["loss_sum"] / xp.where(state["valid_steps"] > 0, state["valid_steps"], 1.0)
-        zero = xp.zeros_like(state["loss_sum"])
+        vec = state["loss_sum"]
+        count = column(state["valid_steps"], vec)
+        mean = vec / xp.where(count > 0, count, 1.0)
+        end_k, closes_k = column(end, vec), column(closes, vec)
         return {
-            "loss_sum": xp.where(end, zero, state["loss_sum"]),
+            "loss_sum": xp.where(end_k, xp.zeros_like(vec), vec),
             "valid_steps": xp.where(end, 0.0 * state["valid_steps"], state["valid_steps"]),
             "epoch_step": xp.where(end, 0.0 * epoch_step, epoch_step),
             "epochs": xp.where(closes, state["epochs"] + 1, state["epochs"]),
-            "mean_1": xp.where(closes, mean, state["mean_1"]),
-            "mean_2": xp.where(closes, state["mean_1"], state["mean_2"]),
+            "mean_1": xp.where(closes_k, mean, state["mean_1"]),
+            "mean_2": xp.where(closes_k, state["mean_1"], state["mean_2"]),
         }
 
     def check_state(self, state) -> None:
@@ -107,6 +109,11 @@ class DWA(LawMethod, WeightingMethod):
     name = "dwa"
     description = "dynamic weight average (Liu et al. 2019), T = 2, per epoch"
     measures = "the task losses, averaged over each epoch"
+    loop = {"sensor": "epoch-mean L_k (boxcar, sampled once an epoch)",
+            "reference": "none (equal descent rates give equal weights)",
+            "comparator": "none: descent rates r_k = L̄_k(e−1)/L̄_k(e−2)",
+            "law": "static softmax of r/T (a derivative action on log L)",
+            "state": "the last two epoch means"}
     options = (Option("dwa_temperature", "dwa: temperature T > 0 (default 2)"),)
 
     def law(self, steps_per_epoch=None) -> DWALaw:

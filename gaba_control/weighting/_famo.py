@@ -57,6 +57,10 @@ class FAMOLaw(Law):
 
     measures = "losses"
     post_step = True
+    loop = {"sensor": "log L_i before and after the step (same batch)",
+            "reference": "equal log-loss decrease", "comparator": "J_zᵀ (achieved decrease)",
+            "law": "leaky integral (Adam on ξ, decay γ); w ∝ softmax(ξ)/L",
+            "state": "ξ (K), Adam's moments"}
     positive_losses = True
     hyperparameters = ("lr", "gamma", "eps", "sgd")
 

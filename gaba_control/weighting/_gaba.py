@@ -22,6 +22,10 @@ class GABA(WeightingMethod):
     description = "closed loop: λ* from the per-task gradient norms"
     measures = "per-task gradient norms on the shared parameters"
     closed_loop = True
+    loop = {"sensor": "g_i on the shared parameters → shares s = g/Σg",
+            "reference": "1/K (equal shares)", "comparator": "e = 1/K − s",
+            "law": "proportional: λ = 1/K + e/(K−1), then EMA (β) and floor (λ_min)",
+            "state": "the EMA (K numbers), the warmup count"}
 
     def controller_twin(self) -> GABAController:
         """The numpy loop with this configuration."""

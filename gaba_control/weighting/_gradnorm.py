@@ -47,6 +47,7 @@ from ._law import (
     Measurement,
     check_adam_state,
     check_real,
+    column,
     full,
     optimizer_step,
     softmax,
@@ -68,8 +69,8 @@ def gradnorm_weight_gradient(w, g, losses, initial_losses, alpha: float):
     xp = array_namespace(w)
     big_g = w * g
     ratio = losses / initial_losses
-    r = ratio / xp.mean(ratio)
-    target = xp.mean(big_g) * r ** alpha
+    r = ratio / xp.mean(ratio, axis=-1, keepdims=True)
+    target = xp.mean(big_g, axis=-1, keepdims=True) * r ** alpha
     return xp.sign(big_g - target) * g
 
 
@@ -115,7 +116,8 @@ class GradNormLaw(Law):
 
     def step(self, state: dict, m: Measurement):
         xp = array_namespace(state["param"])
-        initial = xp.where(state["adam_t"] == 0, m.losses, state["initial_losses"])
+        initial = xp.where(column(state["adam_t"], m.losses) == 0, m.losses,
+                           state["initial_losses"])
         w = self.weights_of(state["param"])
         grad_w = gradnorm_weight_gradient(w, m.norms, m.losses, initial, self.alpha)
         if self.positive:
@@ -125,7 +127,7 @@ class GradNormLaw(Law):
         param, mom, var, t = optimizer_step(state["param"], grad, state, lr=self.lr,
                                             sgd=self.sgd)
         if not self.positive:
-            total = xp.sum(param)
+            total = xp.sum(param, axis=-1, keepdims=True)
             # Algorithm 1 renormalises to Σw = K; a sum ≤ 0 cannot be renormalised (the paper's
             # form has failed by then): keep the previous weights rather than divide by it.
             ok = total > 0
@@ -153,6 +155,11 @@ class GradNorm(LawMethod, WeightingMethod):
     description = "GradNorm (Chen et al. 2018), the paper's raw weights"
     measures = "per-task gradient norms on the shared parameters and the loss ratios"
     options = (_ALPHA, _LR)
+    loop = {"sensor": "g_i and the loss ratios L_i(t)/L_i(0)",
+            "reference": "Ḡ·r_i^α (moves with the losses)",
+            "comparator": "sign(w_i g_i − Ḡ r_i^α): a relay",
+            "law": "integral (Adam on the weights), renormalised to Σw = K",
+            "state": "w (K), Adam's moments, L(0)"}
     positive = False
 
     def law(self, steps_per_epoch=None) -> GradNormLaw:
@@ -170,3 +177,5 @@ class GradNormSoftmax(GradNorm):
     name = "gradnorm_softmax"
     description = "GradNorm with w = K·softmax(θ) (the common positive parameterisation)"
     positive = True
+    loop = {**GradNorm.loop, "law": "integral (Adam on θ), w = K·softmax(θ)",
+            "state": "θ (K), Adam's moments, L(0)"}

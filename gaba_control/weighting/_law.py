@@ -88,15 +88,26 @@ def adam_update(param, grad, m, v, t, *, lr: float, betas=(0.9, 0.999), eps: flo
     g = grad + weight_decay * param
     m = b1 * m + (1.0 - b1) * g
     v = b2 * v + (1.0 - b2) * g * g
-    m_hat = m / (1.0 - b1 ** t)
-    v_hat = v / (1.0 - b2 ** t)
+    tc = column(t, param)
+    m_hat = m / (1.0 - b1 ** tc)
+    v_hat = v / (1.0 - b2 ** tc)
     return param - lr * m_hat / (xp.sqrt(v_hat) + eps), m, v, t
 
 
 def full(like, shape, value):
-    """An array of ``value`` in ``like``'s namespace, dtype and device."""
+    """``value`` over ``like``'s batch axes (all but the last) then ``shape``.
+
+    In ``like``'s namespace, dtype and device: a law's state for one run
+    (``like`` of shape ``(K,)``) or for many at once (``(R, K)``).
+    """
     xp = array_namespace(like)
-    return xp.full(shape, value, dtype=like.dtype, device=_device(like))
+    return xp.full((*like.shape[:-1], *shape), value, dtype=like.dtype, device=_device(like))
+
+
+def column(x, like):
+    """A per-run scalar ``(...,)`` as ``(..., 1)`` to broadcast against ``like`` ``(..., K)``."""
+    xp = array_namespace(like)
+    return xp.expand_dims(x, axis=-1) if x.ndim < like.ndim else x
 
 
 class Law:
@@ -155,29 +166,38 @@ class Law:
             if not np.all(np.isfinite(value)):
                 raise ValueError(f"state['law_{name}'] must be finite, got {value.tolist()}")
 
-    def valid(self, m: Measurement) -> bool:
-        """The measurement policy of the module docstring (one host read)."""
+    def valid_mask(self, m: Measurement):
+        """The measurement policy of the module docstring, per run (shape ``(...,)``)."""
         xp = array_namespace(m.losses)
-        ok = xp.all(xp.isfinite(m.losses)) & xp.all(xp.isfinite(m.norms)) & xp.all(m.norms >= 0)
+        ok = (xp.all(xp.isfinite(m.losses), axis=-1) & xp.all(xp.isfinite(m.norms), axis=-1)
+              & xp.all(m.norms >= 0, axis=-1))
         if self.positive_losses:
-            ok = ok & xp.all(m.losses > 0)
+            ok = ok & xp.all(m.losses > 0, axis=-1)
         if m.gramian is not None:
-            ok = ok & xp.all(xp.isfinite(m.gramian))
-        return bool(ok)
+            ok = ok & xp.all(xp.isfinite(m.gramian), axis=(-2, -1))
+        return ok
+
+    def valid(self, m: Measurement) -> bool:
+        """Whether every run's measurement is valid (one host read)."""
+        xp = array_namespace(m.losses)
+        return bool(xp.all(self.valid_mask(m)))
 
 
 def law_weights(law: Law, norms, losses, *, post_losses=None, gramians=None) -> np.ndarray:
-    """The numpy twin: the weights ``law`` applies to a recorded run, shape ``(T, K)``.
+    """The numpy twin: the weights ``law`` applies to a recorded run, shape ``(T, ..., K)``.
 
     Parameters
     ----------
-    norms, losses : array_like (T, K)
-        The measurement of each step (float64).
-    post_losses : array_like (T, K), optional
+    norms, losses : array_like (T, ..., K)
+        The measurement of each step (float64); axes between the first and
+        the last are independent runs, simulated at once.
+    post_losses : array_like (T, ..., K), optional
         The same batch's losses after each optimizer step (laws with
         ``post_step``; default: the next step's ``losses``, the last step's repeated).
-    gramians : array_like (T, K, K), optional
+    gramians : array_like (T, ..., K, K), optional
         For a law that measures the Gramian.
+
+    Invalid measurements follow the policy of the module docstring, run by run.
 
     Examples
     --------
@@ -188,36 +208,46 @@ def law_weights(law: Law, norms, losses, *, post_losses=None, gramians=None) -> 
     """
     norms = np.asarray(norms, dtype=np.float64)
     losses = np.asarray(losses, dtype=np.float64)
-    if norms.ndim != 2 or norms.shape != losses.shape or norms.shape[1] != law.num_tasks:
-        raise ValueError(f"norms and losses must both have shape (T, {law.num_tasks}), got "
+    if norms.ndim < 2 or norms.shape != losses.shape or norms.shape[-1] != law.num_tasks:
+        raise ValueError(f"norms and losses must both have shape (T, ..., {law.num_tasks}), got "
                          f"{norms.shape} and {losses.shape}")
     if law.measures == "gramian" and gramians is None:
         raise ValueError(f"{type(law).__name__} measures the Gramian: pass gramians=")
     if post_losses is None:
         post_losses = np.concatenate([losses[1:], losses[-1:]]) if len(losses) else losses
     post_losses = np.asarray(post_losses, dtype=np.float64)
-    state = law.initial_state(np.zeros(law.num_tasks))
-    applied = np.full(law.num_tasks, np.nan)
+    like = np.zeros(norms.shape[1:])
+    state = law.initial_state(like)
+    first, _ = law.step(law.initial_state(like), _neutral(like))
+    applied = first
     out = np.empty_like(norms)
     for t in range(norms.shape[0]):
         m = Measurement(norms[t], losses[t], None if gramians is None else
                         np.asarray(gramians[t], dtype=np.float64))
-        if law.valid(m):
-            applied, state = law.step(state, m)
-            if law.post_step and np.all(np.isfinite(post_losses[t])):
-                state = law.after_step(state, post_losses[t])
-        else:
-            state = law.hold(state)
-            if not np.all(np.isfinite(applied)):
-                applied, _ = law.step(law.initial_state(np.zeros(law.num_tasks)),
-                                      _neutral(law.num_tasks))
+        ok = law.valid_mask(m)
+        with np.errstate(all="ignore"):  # invalid runs compute garbage that `where` drops
+            weights, stepped = law.step(state, m)
+            if law.post_step:
+                post_ok = ok & np.all(np.isfinite(post_losses[t]), axis=-1)
+                if law.positive_losses:
+                    post_ok &= np.all(post_losses[t] > 0, axis=-1)
+                after = law.after_step(stepped, post_losses[t])
+                stepped = _where_state(post_ok, after, stepped)
+        state = _where_state(ok, stepped, law.hold(state))
+        applied = np.where(column(ok, weights), weights, applied)
         out[t] = applied
     return out
 
 
-def _neutral(k: int) -> Measurement:
-    one = np.ones(k)
-    return Measurement(one, one, np.eye(k))
+def _where_state(mask, new: dict, old: dict) -> dict:
+    return {k: np.where(column(mask, old[k]) if old[k].ndim > mask.ndim else mask,
+                        new[k], old[k]) for k in old}
+
+
+def _neutral(like: np.ndarray) -> Measurement:
+    one = np.ones_like(like)
+    k = like.shape[-1]
+    return Measurement(one, one, np.broadcast_to(np.eye(k), (*like.shape[:-1], k, k)))
 
 
 class LawLoss(GABALoss):
