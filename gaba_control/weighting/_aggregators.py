@@ -26,6 +26,8 @@ small-signal model is a pure gain.
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import numpy as np
 import torch
 
@@ -81,7 +83,7 @@ class GramianLaw(Law):
 
 class _GramianMethod(LawMethod, WeightingMethod):
     measures = "the Gramian of the per-task gradients on the shared parameters"
-    loop = {"sensor": "the Gramian J Jᵀ of the shared task gradients",
+    loop: ClassVar[dict[str, str]] = {"sensor": "the Gramian J Jᵀ of the shared task gradients",
             "reference": "none (a common descent direction)",
             "comparator": "none", "law": "static map (a QP each step)", "state": "none"}
     kind: str

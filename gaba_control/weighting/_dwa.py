@@ -17,6 +17,8 @@ is bounded: every weight lies in ``K·(0, 1)``, and with ``r`` in a range
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import numpy as np
 
 from gaba_control.formulas import array_namespace
@@ -109,7 +111,7 @@ class DWA(LawMethod, WeightingMethod):
     name = "dwa"
     description = "dynamic weight average (Liu et al. 2019), T = 2, per epoch"
     measures = "the task losses, averaged over each epoch"
-    loop = {"sensor": "epoch-mean L_k (boxcar, sampled once an epoch)",
+    loop: ClassVar[dict[str, str]] = {"sensor": "epoch-mean L_k (boxcar, sampled once an epoch)",
             "reference": "none (equal descent rates give equal weights)",
             "comparator": "none: descent rates r_k = L̄_k(e−1)/L̄_k(e−2)",
             "law": "static softmax of r/T (a derivative action on log L)",

@@ -27,6 +27,8 @@ weight decay pulls ``ξ`` to 0, i.e. ``z`` to uniform), state ``ξ``.
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from gaba_control.formulas import array_namespace
 
 from ._base import Option, WeightingMethod, register
@@ -57,10 +59,6 @@ class FAMOLaw(Law):
 
     measures = "losses"
     post_step = True
-    loop = {"sensor": "log L_i before and after the step (same batch)",
-            "reference": "equal log-loss decrease", "comparator": "J_zᵀ (achieved decrease)",
-            "law": "leaky integral (Adam on ξ, decay γ); w ∝ softmax(ξ)/L",
-            "state": "ξ (K), Adam's moments"}
     positive_losses = True
     hyperparameters = ("lr", "gamma", "eps", "sgd")
 
@@ -104,6 +102,10 @@ class FAMO(LawMethod, WeightingMethod):
     description = "FAMO (Liu et al. 2023): one extra forward pass per step"
     measures = "the task losses before and after each step (same batch)"
     post_step = True
+    loop: ClassVar[dict[str, str]] = {"sensor": "log L_i before and after the step (same batch)",
+            "reference": "equal log-loss decrease", "comparator": "J_zᵀ (achieved decrease)",
+            "law": "leaky integral (Adam on ξ, decay γ); w ∝ softmax(ξ)/L",
+            "state": "ξ (K), Adam's moments"}
     options = (
         Option("famo_lr", "famo: Adam learning rate of the logits, > 0 (default 0.025)"),
         Option("famo_gamma", "famo: weight decay of the logits, >= 0 (default 0.01)"),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from gaba_control.controller import GABAController
 
 from ._base import WeightingMethod, register
@@ -22,7 +24,7 @@ class GABA(WeightingMethod):
     description = "closed loop: λ* from the per-task gradient norms"
     measures = "per-task gradient norms on the shared parameters"
     closed_loop = True
-    loop = {"sensor": "g_i on the shared parameters → shares s = g/Σg",
+    loop: ClassVar[dict[str, str]] = {"sensor": "g_i on the shared parameters → shares s = g/Σg",
             "reference": "1/K (equal shares)", "comparator": "e = 1/K − s",
             "law": "proportional: λ = 1/K + e/(K−1), then EMA (β) and floor (λ_min)",
             "state": "the EMA (K numbers), the warmup count"}

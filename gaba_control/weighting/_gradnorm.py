@@ -36,6 +36,8 @@ loop chatters around its fixed point with an amplitude set by the step size
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import numpy as np
 
 from gaba_control.formulas import array_namespace
@@ -155,7 +157,7 @@ class GradNorm(LawMethod, WeightingMethod):
     description = "GradNorm (Chen et al. 2018), the paper's raw weights"
     measures = "per-task gradient norms on the shared parameters and the loss ratios"
     options = (_ALPHA, _LR)
-    loop = {"sensor": "g_i and the loss ratios L_i(t)/L_i(0)",
+    loop: ClassVar[dict[str, str]] = {"sensor": "g_i and the loss ratios L_i(t)/L_i(0)",
             "reference": "Ḡ·r_i^α (moves with the losses)",
             "comparator": "sign(w_i g_i − Ḡ r_i^α): a relay",
             "law": "integral (Adam on the weights), renormalised to Σw = K",
@@ -177,5 +179,5 @@ class GradNormSoftmax(GradNorm):
     name = "gradnorm_softmax"
     description = "GradNorm with w = K·softmax(θ) (the common positive parameterisation)"
     positive = True
-    loop = {**GradNorm.loop, "law": "integral (Adam on θ), w = K·softmax(θ)",
+    loop: ClassVar[dict[str, str]] = {**GradNorm.loop, "law": "integral (Adam on θ), w = K·softmax(θ)",
             "state": "θ (K), Adam's moments, L(0)"}
