@@ -179,5 +179,6 @@ class GradNormSoftmax(GradNorm):
     name = "gradnorm_softmax"
     description = "GradNorm with w = K·softmax(θ) (the common positive parameterisation)"
     positive = True
-    loop: ClassVar[dict[str, str]] = {**GradNorm.loop, "law": "integral (Adam on θ), w = K·softmax(θ)",
-            "state": "θ (K), Adam's moments, L(0)"}
+    loop: ClassVar[dict[str, str]] = {
+        **GradNorm.loop, "law": "integral (Adam on θ), w = K·softmax(θ)",
+        "state": "θ (K), Adam's moments, L(0)"}

@@ -73,7 +73,8 @@ class UncertaintyWeighting(LawMethod, WeightingMethod):
     name = "uncertainty"
     description = "uncertainty weighting (Kendall et al. 2018): learned log-variances"
     measures = "the task losses"
-    loop: ClassVar[dict[str, str]] = {"sensor": "L_i (no gradients)", "reference": "e^{−s_i} L_i = 1 (w_i L_i = ½)",
+    loop: ClassVar[dict[str, str]] = {
+            "sensor": "L_i (no gradients)", "reference": "e^{−s_i} L_i = 1 (w_i L_i = ½)",
             "comparator": "½(1 − e^{−s_i} L_i)", "law": "integral (Adam on s)",
             "state": "s = log σ² (K), Adam's moments"}
     options = (Option("uw_lr", "uncertainty: Adam learning rate of the log-variances, > 0 "
