@@ -52,7 +52,16 @@ from ._fixed import Fixed, fixed_weights
 from ._schedule import DEFAULT_SCHEDULE_TRACE, Schedule, median_ratio, schedule_weights
 from ._replay import Replay, replay_weights
 from ._excitation import PRBS, Multisine, excitation_weights
-from ._law import Law, LawLoss, LawMethod, Measurement, adam_update, law_weights, shared_gramian
+from ._law import (
+    Law,
+    LawLoss,
+    LawMethod,
+    LawSimulator,
+    Measurement,
+    adam_update,
+    law_weights,
+    shared_gramian,
+)
 from ._gradnorm import GradNorm, GradNormLaw, GradNormSoftmax, gradnorm_weight_gradient
 from ._uncertainty import UncertaintyLaw, UncertaintyWeighting
 from ._dwa import DWA, DWALaw
@@ -77,6 +86,7 @@ __all__ = [
     "Law",
     "LawLoss",
     "LawMethod",
+    "LawSimulator",
     "Measurement",
     "Multisine",
     "Option",

@@ -70,9 +70,12 @@ def gradnorm_weight_gradient(w, g, losses, initial_losses, alpha: float):
     """
     xp = array_namespace(w)
     big_g = w * g
-    ratio = losses / initial_losses
-    r = ratio / xp.mean(ratio, axis=-1, keepdims=True)
-    target = xp.mean(big_g, axis=-1, keepdims=True) * r ** alpha
+    # r_i^α = (L̃_i / mean L̃)^α in the log domain: the ratios L/L(0) under- or overflow
+    # for losses far from their start, the logarithms do not
+    log_ratio = xp.log(losses) - xp.log(initial_losses)
+    top = xp.max(log_ratio, axis=-1, keepdims=True)
+    log_mean = top + xp.log(xp.mean(xp.exp(log_ratio - top), axis=-1, keepdims=True))
+    target = xp.mean(big_g, axis=-1, keepdims=True) * xp.exp(alpha * (log_ratio - log_mean))
     return xp.sign(big_g - target) * g
 
 

@@ -216,27 +216,77 @@ def law_weights(law: Law, norms, losses, *, post_losses=None, gramians=None) -> 
     if post_losses is None:
         post_losses = np.concatenate([losses[1:], losses[-1:]]) if len(losses) else losses
     post_losses = np.asarray(post_losses, dtype=np.float64)
-    like = np.zeros(norms.shape[1:])
-    state = law.initial_state(like)
-    first, _ = law.step(law.initial_state(like), _neutral(like))
-    applied = first
+    sim = LawSimulator(law, norms.shape[1:])
     out = np.empty_like(norms)
     for t in range(norms.shape[0]):
-        m = Measurement(norms[t], losses[t], None if gramians is None else
-                        np.asarray(gramians[t], dtype=np.float64))
+        out[t] = sim.step(norms[t], losses[t], None if gramians is None else gramians[t])
+        if law.post_step:
+            sim.after_step(post_losses[t])
+    return out
+
+
+class LawSimulator:
+    """The numpy twin one step at a time, for loops closed through a simulated plant.
+
+    ``shape`` is ``(..., K)``: the runs simulated at once. :meth:`step` takes
+    one measurement per run and returns the weights applied; a law with
+    ``post_step`` then takes the same batch's post-step losses in
+    :meth:`after_step`. Invalid readings follow the module's policy run by run.
+    """
+
+    def __init__(self, law: Law, shape):
+        self.law = law
+        like = np.zeros(tuple(shape))
+        if like.ndim < 1 or like.shape[-1] != law.num_tasks:
+            raise ValueError(f"shape must end in K={law.num_tasks}, got {tuple(shape)}")
+        self.state = law.initial_state(like)
+        self.applied, _ = law.step(law.initial_state(like), _neutral(like))
+        self._stepped: dict | None = None
+        self._ok = None
+
+    def step(self, norms, losses, gramian=None) -> np.ndarray:
+        law = self.law
+        m = Measurement(np.asarray(norms, dtype=np.float64), np.asarray(losses, dtype=np.float64),
+                        None if gramian is None else np.asarray(gramian, dtype=np.float64))
         ok = law.valid_mask(m)
         with np.errstate(all="ignore"):  # invalid runs compute garbage that `where` drops
-            weights, stepped = law.step(state, m)
-            if law.post_step:
-                post_ok = ok & np.all(np.isfinite(post_losses[t]), axis=-1)
-                if law.positive_losses:
-                    post_ok &= np.all(post_losses[t] > 0, axis=-1)
-                after = law.after_step(stepped, post_losses[t])
-                stepped = _where_state(post_ok, after, stepped)
-        state = _where_state(ok, stepped, law.hold(state))
-        applied = np.where(column(ok, weights), weights, applied)
-        out[t] = applied
-    return out
+            weights, stepped = law.step(self.state, m)
+        ok = ok & _finite_rows(weights, stepped)  # a step that would poison the state is held
+        self.applied = np.where(column(ok, weights), weights, self.applied)
+        self.state = _where_state(ok, stepped, law.hold(self.state))
+        self._ok = ok
+        return self.applied.copy()
+
+    def after_step(self, post_losses) -> None:
+        if not self.law.post_step or self._ok is None:
+            return
+        post = np.asarray(post_losses, dtype=np.float64)
+        ok = self._ok & np.all(np.isfinite(post), axis=-1)
+        if self.law.positive_losses:
+            ok &= np.all(post > 0, axis=-1)
+        with np.errstate(all="ignore"):
+            after = self.law.after_step(self.state, post)
+        ok = ok & _finite_rows(None, after)
+        self.state = _where_state(ok, after, self.state)
+        self._ok = None
+
+
+def _finite_rows(weights, state: dict):
+    """Per run: whether the weights and every state entry are finite."""
+    xp = array_namespace(next(iter(state.values())))
+    batch = _batch_ndim(state)
+    ok = None
+    for value in ([] if weights is None else [weights]) + list(state.values()):
+        row = xp.isfinite(value)
+        while row.ndim > batch:
+            row = xp.all(row, axis=-1)
+        ok = row if ok is None else ok & row
+    return ok
+
+
+def _batch_ndim(state: dict) -> int:
+    """The number of run axes of a state (every law keeps a per-run scalar, e.g. a count)."""
+    return min(v.ndim for v in state.values())
 
 
 def _where_state(mask, new: dict, old: dict) -> dict:
@@ -316,8 +366,9 @@ class LawLoss(GABALoss):
         m = Measurement(norms.to(torch.float64), values,
                         None if gramian is None else gramian.to(torch.float64))
         state = self.law_state()
-        if self.law.valid(m):
-            weights, state = self.law.step(state, m)
+        stepped = self.law.step(state, m) if self.law.valid(m) else None
+        if stepped is not None and bool(_finite_rows(*stepped)):
+            weights, state = stepped
             self.law_applied.copy_(weights)  # first: weights may alias a state buffer
             self._store(state)
             self._pending_post = self.law.post_step
@@ -369,7 +420,9 @@ class LawLoss(GABALoss):
         if not bool(torch.all(torch.isfinite(values))) or (
                 self.law.positive_losses and not bool(torch.all(values > 0))):
             return  # an invalid reading never enters the state
-        self._store(self.law.after_step(self.law_state(), values))
+        after = self.law.after_step(self.law_state(), values)
+        if bool(_finite_rows(None, after)):
+            self._store(after)
 
     def reset(self) -> None:
         super().reset()
