@@ -28,6 +28,7 @@ STUDIES = (
     "analysis.noise",
     "analysis.bounds",
     "analysis.closed_loop",
+    "analysis.field",
     "analysis.real_loop",
     "analysis.compare",
     "analysis.identify",
