@@ -390,7 +390,7 @@ def _identified(name: str, numerator, denominator, *, ratio: float, lam0: float,
     num = np.concatenate([num, np.zeros(size - num.size)]) / den[0]
     den = np.concatenate([den, np.zeros(size - den.size)]) / den[0]
     u_past, p_past = np.zeros(size - 1), np.zeros(size - 1)
-    stepper, after = make_controller(name, (2,))
+    stepper, _ = make_controller(name, (2,))
     weights, norms = np.empty((steps, 2)), np.empty((steps, 2))
     for t in range(steps):
         p_now = float(np.dot(num[1:], u_past) - np.dot(den[1:], p_past))
