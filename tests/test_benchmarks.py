@@ -21,3 +21,15 @@ def test_identification_benchmark_runs_and_recovers_its_plant(capsys):
     assert re.search(r"\| whole per-group analysis .* \| [\d.]+ s \(target < 5 s\) \|", out)
     gain = float(re.search(r"DC gain ([\d.]+) \(true 1\.2\)", out).group(1))
     assert abs(gain - 1.2) < 0.15  # the synthetic plant's elasticity, recovered
+
+
+def test_methods_benchmark_times_every_method(capsys):
+    from benchmarks import bench_methods
+
+    assert bench_methods.main(["--quick", "--steps", "2"]) == 0
+    out = capsys.readouterr().out
+    for name in bench_methods.METHODS:
+        assert f"| {name} |" in out
+    times = bench_methods.time_methods(2, batch_size=8)
+    assert set(times) == set(bench_methods.METHODS)
+    assert all(len(v) == 2 and min(v) > 0 for v in times.values())
