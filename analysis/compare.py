@@ -491,6 +491,7 @@ def compare(
     progress: bool = True,
     figures: bool = True,
     options: dict | None = None,
+    cached_only: bool = False,
     **train_kwargs,
 ) -> ComparisonResponse:
     """Run (or reuse) every job, then write the tables and figures to ``out``.
@@ -502,7 +503,8 @@ def compare(
     [1, 3]}``, given to every compared method that takes it);
     ``weights`` and ``schedule_ratio`` are shortcuts for the flat form. ``threads``: torch
     threads per job (default 1 when ``jobs > 1``, else torch's default); it
-    does not enter the cache key.
+    does not enter the cache key. ``cached_only``: train nothing, tabulate the
+    planned runs already in the cache (a batch still running, or cut short).
     """
     from gaba_control.weighting import check_options_belong, method_names
 
@@ -530,7 +532,8 @@ def compare(
         threads = 1
     base = _base_config(quick=quick, epochs=epochs, threads=threads, **train_kwargs)
     all_jobs = run_planned(subsets, methods, seeds, cache=cache, base=base, options=options,
-                           n_jobs=jobs, backend=backend, progress=progress)
+                           n_jobs=jobs, backend=backend, progress=progress,
+                           cached_only=cached_only)
     rows = [_run_row(json.loads((Path(j.directory) / "metrics.json").read_text()),
                      Path(j.directory)) for j in all_jobs]
     out.mkdir(parents=True, exist_ok=True)
@@ -543,10 +546,13 @@ def compare(
 
 
 def run_planned(subsets, methods, seeds, *, cache: Path, base: dict, options: dict,
-                n_jobs: int = 1, backend: str = "loky", progress: bool = True) -> list[Job]:
+                n_jobs: int = 1, backend: str = "loky", progress: bool = True,
+                cached_only: bool = False) -> list[Job]:
     """Plan and run ``methods`` in waves: a method runs after the method it references.
 
-    Returns every job, in plan order (the reference methods' jobs first).
+    Returns every job, in plan order (the reference methods' jobs first);
+    with ``cached_only`` nothing runs and only the jobs already finished in
+    the cache are returned.
     """
     from gaba_control.weighting import get_method
 
@@ -560,7 +566,10 @@ def run_planned(subsets, methods, seeds, *, cache: Path, base: dict, options: di
             raise ValueError(f"methods {remaining} reference methods not in the comparison")
         jobs = plan_jobs(subsets, wave, seeds, cache=cache, base=base, options=options,
                          references=done)
-        run_jobs(jobs, n_jobs=n_jobs, backend=backend, progress=progress)
+        if cached_only:
+            jobs = [j for j in jobs if (Path(j.directory) / "metrics.json").is_file()]
+        else:
+            run_jobs(jobs, n_jobs=n_jobs, backend=backend, progress=progress)
         done.update({(j.subset, j.method, j.seed): j for j in jobs})
         ordered += jobs
         remaining = [m for m in remaining if m not in wave]
@@ -1072,6 +1081,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument("--data-dir", default=None, help="C-MAPSS directory")
     add_method_arguments(parser, method=False)  # each given to the compared methods taking it
     parser.add_argument("--no-figures", action="store_true", help="tables only")
+    parser.add_argument("--cached-only", action="store_true",
+                        help="train nothing: tabulate the planned runs already in the cache")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     return parser
 
@@ -1087,6 +1098,7 @@ def run_from_args(args: argparse.Namespace) -> int:
             threads=args.threads, progress=not args.no_progress,
             figures=not args.no_figures, lr=args.lr, max_batches=args.max_batches,
             data_dir=args.data_dir, options=method_options_from_args(args),
+            cached_only=args.cached_only,
         )
     except (ValueError, RuntimeError, FileNotFoundError) as error:
         print(f"gaba-control compare: {error}", file=sys.stderr)

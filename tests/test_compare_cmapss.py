@@ -86,6 +86,29 @@ def test_rerun_is_cached(quick, data_dir):
         [float(r["test_rmse"]) for r in _rows(quick / "out")], rel=1e-12)
 
 
+def test_cached_only_trains_nothing_and_tabulates_what_exists(quick, data_dir):
+    before = _stamps(quick / "cache")
+    response = compare(["FD001"], ["gaba", "equal", "famo"], [0, 1, 2], out=quick / "cached",
+                       cache=quick / "cache", data_dir=str(data_dir), figures=False,
+                       cached_only=True, **SMALL)
+    assert _stamps(quick / "cache") == before  # nothing trained, famo and seed 2 absent
+    assert sorted((r["method"], r["seed"]) for r in response.rows) == [
+        ("equal", 0), ("equal", 1), ("gaba", 0), ("gaba", 1)]
+
+
+def test_every_field_method_trains_and_is_tabulated(data_dir, tmp_path):
+    methods = ["gaba", "gradnorm", "gradnorm_softmax", "uncertainty", "dwa", "famo", "upgrad",
+               "mgda"]
+    response = compare(["FD001"], methods, [0], out=tmp_path / "out", cache=tmp_path / "cache",
+                       data_dir=str(data_dir), figures=False, **SMALL)
+    assert {r["method"]: r["status"] for r in response.rows} == dict.fromkeys(methods, "ok")
+    text = (tmp_path / "out" / "summary.md").read_text()
+    assert "Holm p" in text and "Weights applied and divergences" in text
+    for row in response.rows:
+        assert np.isfinite(row["weight_min"]) and row["weight_max"] >= row["weight_min"]
+        assert row["negative_weight_steps"] >= 0
+
+
 def test_interrupted_job_resumes(quick, data_dir):
     before = _stamps(quick / "cache")
     victim = next(p for p in before if "/equal/" in str(p))
