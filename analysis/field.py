@@ -107,7 +107,7 @@ class FieldModelsResponse:
             axes[0].loglog(self.omega, self.magnitude[m.name], style, label=f"{m.name} "
                            f"(per {m.sample})")
             axes[1].semilogx(self.omega, self.phase[m.name], style)
-        axes[0].set_ylabel("|G(e^{jω})|, log weight ratio per log input ratio")
+        axes[0].set_ylabel(r"$|G(e^{j\omega})|$ (log weight ratio per log input ratio)")
         axes[1].set_ylabel("phase (degrees)")
         axes[1].set_xlabel("ω (rad per sample: a step, or an epoch for DWA)")
         axes[0].set_ylim(1e-6, 10)
@@ -131,6 +131,12 @@ class FieldModelsResponse:
         ax.set_title("Unit step of the input log-ratio (−1: weights inverse to the input)")
         ax.legend(fontsize="small", ncol=2)
         return fig
+
+
+def _null_formatter():
+    from matplotlib.ticker import NullFormatter
+
+    return NullFormatter()
 
 
 def field_models_response(*, omega=None, steps: int = 5000, **settings) -> FieldModelsResponse:
@@ -196,6 +202,7 @@ class GradNormStabilityResponse:
                 ax.axhline(self.default_lr, color="C2", ls="--",
                            label=f"default lr = {self.default_lr:g}")
             ax.set_xlabel("gradient imbalance r = g_1/g_2")
+            ax.xaxis.set_minor_formatter(_null_formatter())
             ax.set_ylabel("η (plain step)" if sgd else "Adam learning rate")
             ax.set_title(f"GradNorm, paper's form, {form}")
             ax.legend(fontsize="small", loc="lower left")
@@ -313,20 +320,23 @@ class FieldSimulationResponse:
             shares = [self.row(s, method)["share"] for s in const]
             axes[0].semilogx(ratios, shares, "o-", color=f"C{i}", label=method, ms=4)
         axes[0].axhline(0.5, color="0.6", lw=0.8)
-        axes[0].set_yscale("symlog", linthresh=1e-3)
+        axes[0].set_yscale("log")
         axes[0].set_xlabel("constant imbalance r = g_1/g_2 (noise-free)")
         axes[0].set_ylabel("weighted share of the small task (1/K = 0.5 is the aim)")
         axes[0].set_title("Constant imbalance")
-        axes[0].legend(fontsize="x-small", ncol=2)
+        axes[0].legend(loc="lower left", ncol=2, fontsize="x-small")
         plant = "toy plant 100:1"
         if plant in self.traces:
             for i, method in enumerate(FIELD):
                 if method in self.traces[plant]:
-                    axes[1].plot(self.traces[plant][method][1], color=f"C{i}", lw=1)
+                    share = self.traces[plant][method][1]
+                    window = 25  # a 25-step running mean: the minibatch noise hides the levels
+                    smooth = np.convolve(share, np.ones(window) / window, mode="valid")
+                    axes[1].plot(np.arange(window, share.size + 1), smooth, color=f"C{i}", lw=1)
             axes[1].axhline(0.5, color="0.6", lw=0.8)
             axes[1].set_yscale("log")
             axes[1].set_xlabel("step")
-            axes[1].set_ylabel("weighted share of the small task (median run)")
+            axes[1].set_ylabel("share of the small task (median run, 25-step mean)")
             axes[1].set_title("Closed through the toy plant (scales 100:1)")
         return fig
 
