@@ -172,31 +172,34 @@ def test_bad_config_raises_before_work(tmp_path, change, message):
     assert not (tmp_path / "never").exists()
 
 
-def _resume_config(tmp_path, name, **kw):
-    return TrainConfig(method="gaba", epochs=3, batch_size=16, out=str(tmp_path / name),
+def _resume_config(tmp_path, name, method="gaba", **kw):
+    return TrainConfig(method=method, epochs=3, batch_size=16, out=str(tmp_path / name),
                        progress=False, threads=1, warmup=3, **kw)
 
 
-def test_an_interrupted_run_resumes_bit_identically(tmp_path, monkeypatch):
+@pytest.mark.parametrize("method", ["gaba", "gradnorm", "uncertainty", "dwa", "famo", "upgrad"])
+def test_an_interrupted_run_resumes_bit_identically(tmp_path, monkeypatch, method):
     from gaba_control.cmapss import train as train_module
 
-    reference = train(_resume_config(tmp_path, "whole"), data=tiny_data())
+    reference = train(_resume_config(tmp_path, "whole", method), data=tiny_data())
     real = train_module._step_losses
     calls = {"n": 0}
+    per_step = 2 if method == "famo" else 1  # FAMO reads the batch again after the step
 
     def dies_mid_epoch_two(*args):
         calls["n"] += 1
-        if calls["n"] == 1 + steps_per_epoch + 2:  # the third step of the second epoch
+        if calls["n"] == per_step * (steps_per_epoch + 2) + 1:  # the third step of epoch two
             raise KeyboardInterrupt("killed")
         return real(*args)
 
     steps_per_epoch = reference["num_steps"] // 3
     monkeypatch.setattr(train_module, "_step_losses", dies_mid_epoch_two)
     with pytest.raises(KeyboardInterrupt):
-        train(_resume_config(tmp_path, "cut"), data=tiny_data())
+        train(_resume_config(tmp_path, "cut", method), data=tiny_data())
     assert not (tmp_path / "cut" / "metrics.json").exists()
+    assert (tmp_path / "cut" / "checkpoint.pt").is_file()  # epoch one was checkpointed
     monkeypatch.setattr(train_module, "_step_losses", real)
-    resumed = train(_resume_config(tmp_path, "cut", resume=True), data=tiny_data())
+    resumed = train(_resume_config(tmp_path, "cut", method, resume=True), data=tiny_data())
     a, b = load_trace(tmp_path / "whole" / "trace.npz"), load_trace(tmp_path / "cut" / "trace.npz")
     for name in ("step", "grad_norms", "weights", "ema", "losses", "applied_weights"):
         assert np.array_equal(getattr(a, name), getattr(b, name)), name
