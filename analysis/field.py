@@ -684,3 +684,39 @@ def run(outdir: Path, *, seed: int, trace, quick: bool) -> Study:
         claims=claims,
         tables=tables,
     )
+
+
+def field_table(response, metric: str = "test_rmse") -> str:
+    """The compact head-to-head table of the README, from a committed comparison."""
+    from analysis.compare import METRICS
+
+    label = METRICS[metric][0]
+    rows = {(r["subset"], r["method"]): r for r in response.summary()}
+    paired = {(p["subset"], p["method"]): p for p in response.paired() if p["metric"] == metric}
+    lines = [f"| subset | method | runs ok | {label} | − GABA [95 % CI] | Holm p | diverged "
+             "| negative weight | w_RUL/Σw range |", "|---|---|---|---|---|---|---|---|---|"]
+    for subset in response.subsets:
+        for method in response.methods:
+            r = rows[(subset, method)]
+            p = paired.get((subset, method))
+            diff = ("—" if p is None else f"{p['mean']:+.2f} [{p['ci_low']:+.2f}, "
+                    f"{p['ci_high']:+.2f}]")
+            holm_p = "—" if p is None else f"{p.get('holm_p', float('nan')):.2g}"
+            low = response.values(subset, method, "lambda_rul_min").values()
+            high = response.values(subset, method, "lambda_rul_max").values()
+            span = (f"{min(low):.3g}–{max(high):.3g}" if low and high else "—")
+            lines.append(f"| {subset} | {method} | {r['n_ok']}/{r['n']} | "
+                         f"{r[f'{metric}_mean']:.2f} ± {r[f'{metric}_std']:.2f} | {diff} | "
+                         f"{holm_p} | {r['n_diverged']} | {r['n_negative']} | {span} |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":  # python -m analysis.field: the README's head-to-head table
+    import sys
+
+    found = field_comparison()
+    if found is None:
+        print("no committed results/field/runs.csv", file=sys.stderr)
+        raise SystemExit(2)
+    for metric in sys.argv[1:] or ["test_rmse"]:
+        print(field_table(found, metric), end="\n\n")
