@@ -48,7 +48,9 @@ def phm08_score(predicted, true) -> float:
     .. math::
         s = Σ_i \begin{cases} e^{−d_i/13} − 1 & d_i < 0 \\ e^{d_i/10} − 1 & d_i ≥ 0 \end{cases}
 
-    Lower is better; a perfect prediction scores 0.
+    Lower is better; a perfect prediction scores 0. An error beyond about
+    7,100 cycles (``e^{d/10}`` past the float64 range) scores ``inf``, without
+    an overflow warning: the exponential score of a diverged model is unbounded.
 
     Examples
     --------
@@ -58,13 +60,16 @@ def phm08_score(predicted, true) -> float:
     1.718282
     >>> phm08_score([5.0, 7.0], [5.0, 7.0])
     0.0
+    >>> phm08_score([1e5], [0.0])
+    inf
     """
     predicted, true = _paired(predicted, true)
     d = predicted - true
-    terms = np.where(
-        d < 0, np.expm1(-np.minimum(d, 0.0) / 13.0), np.expm1(np.maximum(d, 0.0) / 10.0)
-    )
-    return float(np.sum(terms))
+    with np.errstate(over="ignore"):  # inf is the score's value there (see above)
+        terms = np.where(
+            d < 0, np.expm1(-np.minimum(d, 0.0) / 13.0), np.expm1(np.maximum(d, 0.0) / 10.0)
+        )
+        return float(np.sum(terms))
 
 
 def confusion_matrix(predicted, true, num_classes: int = 3) -> np.ndarray:

@@ -309,6 +309,10 @@ def _checked(config: TrainConfig) -> TrainConfig:
         value = getattr(config, name)
         if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
             raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
+    for name in ("seed", "split_seed"):  # torch.manual_seed takes 64 bits, numpy any int >= 0
+        value = getattr(config, name)
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2**63:
+            raise ValueError(f"{name} must be an int in [0, 2^63), got {value!r}")
     weighting_method(config)  # the method's own options
     return config
 
@@ -513,6 +517,10 @@ def _final_metrics(model, data, config, history, best, diverged) -> dict:
         test = evaluate(
             model, data.x_test, data.rul_test, data.health_test, rul_scale=config.rul_scale
         )
+        if test and test.get("rmse") is None:  # finite losses, yet non-finite predictions
+            metrics.update(status="diverged", diverged=True, divergence={
+                "step": None, "epoch": None,
+                "reason": "non-finite RUL predictions on the test set"})
         metrics.update({f"test_{k}": v for k, v in test.items()})
         uncapped = evaluate(
             model, data.x_test, data.rul_test_uncapped, data.health_test, rul_scale=config.rul_scale
