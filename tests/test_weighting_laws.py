@@ -352,3 +352,44 @@ def test_module_on_real_gradients_matches_the_twin_on_its_own_telemetry(name):
     twin = law_weights(make_laws()[name], norms, losses, post_losses=np.array(post),
                        gramians=np.array(grams))
     np.testing.assert_allclose(np.array(applied), twin, rtol=1e-9, atol=1e-12)
+
+
+def test_uncertainty_weight_has_no_upper_bound():
+    """Counterexample to a bound: w* = 1/(2L) grows without limit as a loss goes to zero."""
+    losses = np.tile([1e-4, 1.0], (3000, 1))
+    w = law_weights(UncertaintyLaw(2, lr=0.05), np.ones_like(losses), losses)
+    assert w[-1, 0] == pytest.approx(1 / (2 * 1e-4), rel=1e-3)  # 10⁴ × its start of ½
+
+
+def exact_upgrad_two_tasks(r: float, cos: float) -> np.ndarray:
+    """UPGrad (Quinton & Rey 2024) for g_1 = r·e, ‖g_2‖ = 1 at cosine ``cos`` < 0, preference ½.
+
+    Row 1 projected onto the dual cone: g_1 − (⟨g_1,g_2⟩/‖g_2‖²) g_2, i.e.
+    weights (1, −cos·r); row 2: g_2 − (⟨g_1,g_2⟩/‖g_1‖²) g_1, weights (−cos/r, 1); averaged.
+    """
+    return 0.5 * np.array([1.0 - cos / r, 1.0 - cos * r])
+
+
+@pytest.mark.parametrize("r", [1.0, 3.0, 10.0])
+def test_upgrad_through_torchjd_matches_the_exact_projection_for_small_imbalances(r):
+    gram = np.array([[[r * r, -0.9 * r], [-0.9 * r, 1.0]]])
+    ones = np.ones((1, 2))
+    w = law_weights(GramianLaw(2, "upgrad"), ones, ones, gramians=gram)[0]
+    np.testing.assert_allclose(w, exact_upgrad_two_tasks(r, -0.9), rtol=0.02)
+
+
+def test_torchjd_upgrad_defaults_depart_from_the_projection_at_large_imbalances():
+    """torchjd's default projector normalises G and adds reg_eps = 1e-4 to its diagonal: once
+    the small task's normalised diagonal 1/r² falls below that (r ≳ 100) the weight on the
+    small task is no longer UPGrad's, e.g. at r = 1000 about 5 instead of 450 (measured)."""
+    ones = np.ones((1, 2))
+    out = {}
+    for r in (100.0, 1000.0):
+        gram = np.array([[[r * r, -0.9 * r], [-0.9 * r, 1.0]]])
+        out[r] = law_weights(GramianLaw(2, "upgrad"), ones, ones, gramians=gram)[0, 1]
+    assert out[100.0] < 0.7 * exact_upgrad_two_tasks(100.0, -0.9)[1]
+    assert out[1000.0] < 0.05 * exact_upgrad_two_tasks(1000.0, -0.9)[1]
+    # MGDA stays on the simplex however ill-conditioned the Gramian
+    m = law_weights(GramianLaw(2, "mgda"), ones, ones,
+                    gramians=np.array([[[1e6, -900.0], [-900.0, 1.0]]]))[0]
+    assert np.all(m >= 0) and m.sum() == pytest.approx(1.0)
