@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, ClassVar
 
 import numpy as np
@@ -36,6 +36,7 @@ import torch
 from array_api_compat import device as _device
 from torch import Tensor
 
+from gaba_control._validation import check_num_tasks
 from gaba_control.formulas import array_namespace
 from gaba_control.nn import GABALoss
 
@@ -129,8 +130,6 @@ class Law:
     hyperparameters: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, num_tasks: int, **hyper):
-        from gaba_control._validation import check_num_tasks
-
         self.num_tasks = check_num_tasks(num_tasks)
         unknown = sorted(set(hyper) - set(self.hyperparameters))
         if unknown:
@@ -394,12 +393,7 @@ class LawLoss(GABALoss):
             self._gramian = torch.as_tensor(gramian, dtype=torch.float64, device=self.ema.device)
         elif self.law.measures == "gramian":
             raise ValueError(f"{type(self.law).__name__} measures the Gramian: pass gramian=")
-        self._host_step_guard()
         return self._step_with(norms, list(losses), None)
-
-    def _host_step_guard(self) -> None:
-        if not self._measures(self._host_step + 1):  # pragma: no cover - refresh_every is 1
-            raise RuntimeError("a law's module measures every step")
 
     @property
     def needs_post_step(self) -> bool:
@@ -438,8 +432,6 @@ def _neutral_torch(like: Tensor) -> Measurement:
 
 
 def _replace_applied(step, applied: Tensor):
-    from dataclasses import replace
-
     return replace(step, applied_weights=applied.detach().clone())
 
 
