@@ -281,8 +281,9 @@ def settling_step(u: np.ndarray, fraction: float = SETTLE_FRACTION) -> float:
     """First step after which ``u`` stays within ``fraction`` of its move (median over runs)."""
     u = np.asarray(u)
     final, start = u[-1], u[0]
-    band = fraction * np.maximum(np.abs(final - start), 1e-12)
-    outside = np.abs(u - final) > band
+    with np.errstate(invalid="ignore"):  # a run whose weight hit 0 has u = ±inf: never settled
+        band = fraction * np.maximum(np.abs(final - start), 1e-12)
+        outside = ~(np.abs(u - final) <= band)
     last = np.where(outside.any(axis=0), u.shape[0] - np.argmax(outside[::-1], axis=0), 0)
     return float(np.median(last))
 

@@ -129,8 +129,8 @@ def main(argv=None) -> int:
     print(f"# Cost per training step, every method (× equal weights)\n\n"
           f"C-MAPSS CNN, batch 256, 1 torch thread, {steps} interleaved steps per method, "
           f"{repeats} repeat(s); torch {torch.__version__}, {platform.processor() or 'cpu'}, "
-          f"Python {sys.version.split()[0]}. Command: `python -m benchmarks.bench_methods"
-          f"{' --quick' if args.quick else ''}`.\n")
+          f"Python {sys.version.split()[0]}. Command: `python -m benchmarks.bench_methods "
+          f"{' '.join(argv if argv is not None else sys.argv[1:])}`.\n")
     print("| method | median ms | × equal (median of repeats) | range over repeats |")
     print("|---|---|---|---|")
     for name in METHODS:
