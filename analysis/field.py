@@ -396,26 +396,14 @@ def _toy_plant(name: str, *, scales=(100.0, 1.0), dim=8, rows=256, batch=16, lr=
 def _identified(name: str, numerator, denominator, *, ratio: float, lam0: float,
                 steps: int):
     """``name`` (a gradient reader) against ``log R = log r + P u``, ``u = log(λ_1/λ₀)``."""
-    num, den = np.asarray(numerator, float), np.asarray(denominator, float)
-    size = max(num.size, den.size)
-    num = np.concatenate([num, np.zeros(size - num.size)]) / den[0]
-    den = np.concatenate([den, np.zeros(size - den.size)]) / den[0]
-    u_past, p_past = np.zeros(size - 1), np.zeros(size - 1)
+    from gaba_control.plant.loop import simulate_closed_loop
+
     stepper, _ = make_controller(name, (2,))
-    weights, norms = np.empty((steps, 2)), np.empty((steps, 2))
-    for t in range(steps):
-        p_now = float(np.dot(num[1:], u_past) - np.dot(den[1:], p_past))
-        y = math.log(ratio) + p_now
-        g = np.array([1.0, math.exp(-y)]) if y > 0 else np.array([math.exp(y), 1.0])
-        w = stepper(g, np.ones(2), orthogonal_gramian(g))
-        lam1 = w[0] / w.sum() if np.all(np.isfinite(w)) and w.sum() > 0 else lam0
-        u = math.log(max(lam1, 1e-300) / lam0)
-        if size > 1:
-            u_past = np.roll(u_past, 1)
-            u_past[0] = u
-            p_past = np.roll(p_past, 1)
-            p_past[0] = p_now
-        weights[t], norms[t] = w, g
+    weights, y = simulate_closed_loop(
+        (numerator, denominator), np.full(steps, math.log(ratio)), lambda0=lam0,
+        controller=lambda g: stepper(g, np.ones(2), orthogonal_gramian(g)))
+    norms = np.where(y[:, None] > 0, np.column_stack([np.ones(steps), np.exp(-y)]),
+                     np.column_stack([np.exp(np.minimum(y, 0)), np.ones(steps)]))
     return weights[:, None], norms[:, None]
 
 

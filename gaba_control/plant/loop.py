@@ -237,14 +237,16 @@ def floor_describing_function(ema0: float, amplitudes, lambda_min: float = 0.05,
 
 
 def simulate_closed_loop(plant, disturbance, *, lambda0: float, beta: float = 0.99,
-                         warmup: int = 100, lambda_min: float = 0.05):
+                         warmup: int = 100, lambda_min: float = 0.05, controller=None):
     """The nonlinear GABA loop against ``y_t = d_t + (P u)_t``; returns ``(weights, y)``.
 
     ``u_t = log(λ*_{1,t}/λ₀)``; ``plant`` is a :class:`~gaba_control.plant.parametric.PlantModel`
     or ``(numerator, denominator)`` in powers of ``q⁻¹`` with at least one step
     of delay (the loop has no algebraic path). The controller
     (:class:`~gaba_control.controller.GABAController`, warmup and floor
-    included) sees ``g_t = (e^{y_t}, 1)``.
+    included) sees ``g_t = (e^{y_t}, 1)``. ``controller``: another law closed over
+    the same plant, a callable ``g (2,) → weights (2,)`` (any scale: ``u`` uses
+    ``w_1/Σw``); ``beta``, ``warmup``, ``lambda_min`` then do not apply.
 
     Returns
     -------
@@ -268,7 +270,11 @@ def simulate_closed_loop(plant, disturbance, *, lambda0: float, beta: float = 0.
         raise ValueError("the plant needs at least one step of delay (numerator[0] == 0)")
     if not (isinstance(lambda0, (int, float)) and 0 < lambda0 < 1):
         raise ValueError(f"lambda0 must lie in (0, 1), got {lambda0!r}")
-    controller = GABAController(2, beta=beta, warmup=warmup, lambda_min=lambda_min)
+    if controller is None:
+        gaba = GABAController(2, beta=beta, warmup=warmup, lambda_min=lambda_min)
+
+        def controller(g):
+            return gaba.step(g).weights
     d = np.asarray(disturbance, dtype=float).reshape(-1)
     size = max(num.size, den.size)
     num = np.concatenate([num, np.zeros(size - num.size)]) / den[0]
@@ -281,9 +287,11 @@ def simulate_closed_loop(plant, disturbance, *, lambda0: float, beta: float = 0.
         p_now = float(np.dot(num[1:], u_past) - np.dot(den[1:], p_past))
         ys[t] = d[t] + p_now
         g = np.array([1.0, math.exp(-ys[t])]) if ys[t] > 0 else np.array([math.exp(ys[t]), 1.0])
-        weights[t] = controller.step(g).weights
+        weights[t] = controller(g)
         if size > 1:
-            u_past = np.concatenate([[math.log(weights[t, 0] / lambda0)], u_past[:-1]])
+            total = weights[t].sum()
+            share = weights[t, 0] / total if np.isfinite(total) and total > 0 else lambda0
+            u_past = np.concatenate([[math.log(max(share, 1e-300) / lambda0)], u_past[:-1]])
             p_past = np.concatenate([[p_now], p_past[:-1]])
     return weights, ys
 

@@ -37,6 +37,7 @@ from ._law import (
     LawMethod,
     Measurement,
     check_adam_state,
+    check_flag,
     check_real,
     full,
     optimizer_step,
@@ -66,9 +67,7 @@ class FAMOLaw(Law):
         self.lr = check_real(lr, "lr", low=0.0, low_open=True, high=1e3, flag="--famo-lr")
         self.gamma = check_real(gamma, "gamma", low=0.0, high=1e3, flag="--famo-gamma")
         self.eps = check_real(eps, "eps", low=0.0, low_open=True, high=1.0)
-        if not isinstance(sgd, bool):
-            raise TypeError(f"sgd must be a bool, got {type(sgd).__name__}")
-        self.sgd = sgd
+        self.sgd = check_flag(sgd, "sgd")
 
     def initial_state(self, like) -> dict:
         k = self.num_tasks

@@ -48,6 +48,7 @@ from ._law import (
     LawMethod,
     Measurement,
     check_adam_state,
+    check_flag,
     check_real,
     column,
     full,
@@ -102,12 +103,8 @@ class GradNormLaw(Law):
     def check(self, alpha=1.5, lr=1e-3, positive=False, sgd=False) -> None:
         self.alpha = check_real(alpha, "alpha", low=0.0, flag="--gradnorm-alpha")
         self.lr = check_real(lr, "lr", low=0.0, low_open=True, high=1e3, flag="--gradnorm-lr")
-        if not isinstance(positive, bool):
-            raise TypeError(f"positive must be a bool, got {type(positive).__name__}")
-        self.positive = positive
-        if not isinstance(sgd, bool):
-            raise TypeError(f"sgd must be a bool, got {type(sgd).__name__}")
-        self.sgd = sgd
+        self.positive = check_flag(positive, "positive")
+        self.sgd = check_flag(sgd, "sgd")
 
     def initial_state(self, like) -> dict:
         k = self.num_tasks

@@ -517,6 +517,13 @@ class LawMethod:
                    if name != "steps_per_epoch"}}
 
 
+def check_flag(value, name: str) -> bool:
+    """``value`` if it is a bool, else ``TypeError`` naming ``name``."""
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} must be a bool, got {type(value).__name__}")
+    return value
+
+
 def check_real(value, name: str, *, low: float, high: float = math.inf,
                low_open: bool = False, flag: str | None = None) -> float:
     """``value`` as a float in ``[low, high)`` (``(low, high)`` with ``low_open``), else raise."""

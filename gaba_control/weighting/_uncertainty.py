@@ -29,7 +29,16 @@ from typing import ClassVar
 from gaba_control.formulas import array_namespace
 
 from ._base import Option, WeightingMethod, register
-from ._law import Law, LawMethod, Measurement, check_adam_state, check_real, full, optimizer_step
+from ._law import (
+    Law,
+    LawMethod,
+    Measurement,
+    check_adam_state,
+    check_flag,
+    check_real,
+    full,
+    optimizer_step,
+)
 
 __all__ = ["UncertaintyLaw", "UncertaintyWeighting"]
 
@@ -45,9 +54,7 @@ class UncertaintyLaw(Law):
 
     def check(self, lr=1e-3, sgd=False) -> None:
         self.lr = check_real(lr, "lr", low=0.0, low_open=True, high=1e3, flag="--uw-lr")
-        if not isinstance(sgd, bool):
-            raise TypeError(f"sgd must be a bool, got {type(sgd).__name__}")
-        self.sgd = sgd
+        self.sgd = check_flag(sgd, "sgd")
 
     def initial_state(self, like) -> dict:
         k = self.num_tasks
