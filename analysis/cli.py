@@ -1,8 +1,8 @@
 """The ``gaba-control`` console script: the library's commands plus the studies'.
 
 The library's own parser (:func:`gaba_control.cli.build_parser`, with ``train``)
-is extended here with ``report``, ``compare`` and ``identify``, so that imports keep going one way
-(``analysis`` → ``gaba_control``).
+is extended here with ``report``, ``compare``, ``identify`` and ``sweep``, so that imports
+keep going one way (``analysis`` → ``gaba_control``).
 
 >>> main(["--help"])  # doctest: +ELLIPSIS
 usage: gaba-control ...
@@ -34,6 +34,12 @@ def _compare(args: argparse.Namespace) -> int:
 
 def _identify(args: argparse.Namespace) -> int:
     from analysis.identify import run_from_args
+
+    return run_from_args(args)
+
+
+def _sweep(args: argparse.Namespace) -> int:
+    from analysis.sweep import run_from_args
 
     return run_from_args(args)
 
@@ -72,6 +78,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_identify_arguments(identify)
     identify.set_defaults(handler=_identify)
+    from analysis.sweep import add_arguments as add_sweep_arguments
+
+    sweep = subparsers.add_parser(
+        "sweep",
+        help="sweep GABA's settings (β, λ_min, W, refresh interval) × seeds on one subset",
+        description="Train GABA at points of its settings through the compare cache; paired "
+        "differences and equivalence tests against the centre; figures per parameter.",
+    )
+    add_sweep_arguments(sweep)
+    sweep.set_defaults(handler=_sweep)
     return parser
 
 

@@ -381,6 +381,52 @@ def paired_statistics(values, reference) -> dict:
     return out
 
 
+def equivalence_test(values, reference, margin: float, *, alpha: float = ALPHA) -> dict:
+    """Paired two one-sided t-tests (TOST) that ``|mean(values − reference)| < margin``.
+
+    Schuirmann's TOST on the paired differences ``d`` (pairs with a
+    non-finite member left out): ``H0: mean(d) ≤ −margin or mean(d) ≥ margin``
+    against ``H1: −margin < mean(d) < margin``, each one-sided t-test at
+    ``alpha``; ``p`` is the larger of the two one-sided p-values, and
+    equivalence is shown (``equivalent``) when ``p < alpha``, exactly when the
+    ``1 − 2·alpha`` (90 %) t interval of the mean lies inside ``(−margin, margin)``.
+    NaN where undefined (``n < 2``, all differences equal, or a spread too
+    small to divide by).
+
+    Examples
+    --------
+    >>> e = equivalence_test([1.0, 1.2, 0.9, 1.1], [1.0, 1.0, 1.0, 1.0], margin=0.5)
+    >>> e["equivalent"], round(e["ci90_low"], 3), round(e["ci90_high"], 3)
+    (True, -0.102, 0.202)
+    >>> equivalence_test([1.0, 1.2, 0.9, 1.1], [1.0] * 4, margin=0.1)["equivalent"]
+    False
+    """
+    from scipy import stats
+
+    if not (isinstance(margin, (int, float, np.floating)) and math.isfinite(margin)
+            and margin > 0):
+        raise ValueError(f"margin must be a finite number > 0, got {margin!r}")
+    a, b = np.asarray(values, dtype=float), np.asarray(reference, dtype=float)
+    keep = np.isfinite(a) & np.isfinite(b)
+    d = a[keep] - b[keep]
+    n = int(d.size)
+    out = {"n": n, "margin": float(margin), "mean": float(d.mean()) if n else math.nan,
+           "ci90_low": math.nan, "ci90_high": math.nan, "p": math.nan, "equivalent": False}
+    if n < 2 or not np.any(d != d[0]):
+        return out
+    se = float(d.std(ddof=1)) / math.sqrt(n)
+    if not (math.isfinite(se) and se > 0):  # e.g. subnormal spread: the t statistic is undefined
+        return out
+    t = stats.t(n - 1)
+    p_lower = float(t.sf((out["mean"] + margin) / se))  # H0: mean ≤ −margin
+    p_upper = float(t.cdf((out["mean"] - margin) / se))  # H0: mean ≥ +margin
+    half = float(t.ppf(1 - alpha)) * se
+    out.update(ci90_low=out["mean"] - half, ci90_high=out["mean"] + half,
+               p=max(p_lower, p_upper))
+    out["equivalent"] = bool(out["p"] < alpha)
+    return out
+
+
 def holm(pvalues) -> np.ndarray:
     """Holm's step-down adjustment of a family of p-values (NaN entries left out, kept NaN).
 

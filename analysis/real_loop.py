@@ -73,7 +73,10 @@ class RealLoopResponse:
         post = self.post_warmup
         small = int(np.nanargmin(np.nanmedian(self.share_raw[post], axis=0))) if post.any() else 1
         ratio = self.ratio[np.isfinite(self.ratio)]
-        epoch_medians = [np.nanmedian(self.ratio[self.epoch == e]) for e in np.unique(self.epoch)]
+        # epochs with a measurement only (refresh_every > 1 measures nothing in the warmup)
+        measured = [e for e in np.unique(self.epoch)
+                    if np.isfinite(self.ratio[self.epoch == e]).any()]
+        epoch_medians = [np.nanmedian(self.ratio[self.epoch == e]) for e in measured]
         return {
             "steps": len(self.steps),
             "small_task": small,
@@ -81,7 +84,7 @@ class RealLoopResponse:
             "ratio_median": float(np.median(ratio)) if ratio.size else np.nan,
             "ratio_max": float(ratio.max()) if ratio.size else np.nan,
             "ratio_epoch_median_max": float(np.nanmax(epoch_medians)) if epoch_medians else np.nan,
-            "ratio_epoch_argmax": int(np.unique(self.epoch)[int(np.nanargmax(epoch_medians))])
+            "ratio_epoch_argmax": int(measured[int(np.argmax(epoch_medians))])
             if epoch_medians else -1,
             "ratio_smoothed_max": {
                 w: float(np.nanmax(r)) if np.isfinite(r).any() else float("nan")

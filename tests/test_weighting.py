@@ -93,6 +93,10 @@ def test_gaba_is_the_closed_loop_and_its_twin_is_the_controller():
     assert type(module).__name__ == "GABALoss"
     twin = method.controller_twin()
     assert (twin.beta, twin.warmup, twin.lambda_min) == (0.99, 5, 0.05)
+    assert module.refresh_every == 1
+    decimated = get_method("gaba")(CONTROLLER, refresh_every=4)
+    assert decimated.module(10).refresh_every == 4
+    assert decimated.summary() == {"method": "gaba", "refresh_every": 4}
 
 
 def test_excitation_trajectory():
@@ -121,7 +125,10 @@ def test_excitation_trajectory():
      ("multisine", {"period": 3}, ValueError, "period must be >= 4"),
      ("multisine", {"harmonics": 8, "period": 16}, ValueError, "harmonics must be < period/2"),
      ("equal", {"weights": [1, 1]}, TypeError, "takes no option"),
-     ("fixed", {"weights": [1.0]}, ValueError, "2 values")],
+     ("fixed", {"weights": [1.0]}, ValueError, "2 values"),
+     ("gaba", {"refresh_every": 0}, ValueError, "refresh_every"),
+     ("gaba", {"refresh_every": 2.5}, TypeError, "refresh_every"),
+     ("gaba", {"refresh_every": True}, TypeError, "refresh_every")],
 )
 def test_bad_options_are_named(name, options, error, message):
     with pytest.raises(error, match=message):

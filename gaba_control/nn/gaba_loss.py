@@ -598,8 +598,20 @@ class GABALoss(nn.Module):
         running = dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
         return running if self.sync_norms is None else (self.sync_norms and running)
 
+    def reads_sensor(self, step: int) -> bool:
+        """Whether the sensor is read at 1-based ``step`` (``lti.decimated.refresh_steps``).
+
+        Every step for ``refresh_every = 1``; otherwise the refreshes only, so a
+        training loop can tell a step that measured nothing (NaN norms by
+        design) from one whose measurement was not finite.
+
+        >>> loss = GABALoss(2, warmup=3, refresh_every=2)
+        >>> [s for s in range(1, 9) if loss.reads_sensor(s)]
+        [4, 6, 8]
+        """
+        return self._measures(step)
+
     def _measures(self, step: int) -> bool:
-        """Whether the sensor is read at 1-based ``step`` (``lti.decimated.refresh_steps``)."""
         if self.refresh_every == 1:
             return True  # the plain loop measures every step, the warmup included
         return bool(gate_is_open(step, self.warmup)) and (

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+from gaba_control._validation import check_positive_int
 from gaba_control.controller import GABAController
+from gaba_control.nn import GABALoss
 
-from ._base import WeightingMethod, register
+from ._base import Option, WeightingMethod, register
 
 __all__ = ["GABA"]
 
@@ -28,6 +30,19 @@ class GABA(WeightingMethod):
             "reference": "1/K (equal shares)", "comparator": "e = 1/K − s",
             "law": "proportional: λ = 1/K + e/(K−1), then EMA (β) and floor (λ_min)",
             "state": "the EMA (K numbers), the warmup count"}
+    options = (Option("refresh_every", "gaba: measure the norms every N steps and hold λ* "
+                      "between measurements (default 1: every step)", type=int),)
+
+    def check(self) -> None:
+        every = self.settings["refresh_every"]
+        self.refresh_every = 1 if every is None else check_positive_int(every, "refresh_every")
+
+    def module(self, num_steps: int, *, steps_per_epoch: int | None = None) -> GABALoss:
+        kwargs = {k: self.controller[k] for k in ("beta", "warmup", "lambda_min")}
+        return GABALoss(self.num_tasks, refresh_every=self.refresh_every, **kwargs)
+
+    def summary(self, source=None) -> dict:
+        return {"method": self.name, "refresh_every": self.refresh_every}
 
     def controller_twin(self) -> GABAController:
         """The numpy loop with this configuration."""
