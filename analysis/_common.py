@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -13,9 +14,22 @@ import matplotlib.pyplot as plt
 
 from gaba_control._io import atomic_path, atomic_write_text
 
-__all__ = ["VERDICTS", "Claim", "Study", "atomic_write_text", "new_figure", "save_figure", "style"]
+__all__ = ["VERDICTS", "Claim", "Study", "atomic_write_text", "new_figure", "results_dir",
+           "save_figure", "style"]
 
 VERDICTS = ("holds", "refuted", "not testable")
+
+def results_dir() -> Path:
+    """The committed results the studies read (C-MAPSS comparisons, traces, identified plants).
+
+    ``$GABA_RESULTS_DIR`` if set, else ``results/`` of the checkout these
+    studies live in. An installed package (``gaba_control.analysis``) has no
+    checkout around it: the folder does not exist there unless the variable
+    names one, and the studies that need it say so in their claims.
+    """
+    given = os.environ.get("GABA_RESULTS_DIR")
+    return Path(given) if given else Path(__file__).resolve().parents[1] / "results"
+
 
 STYLE = {
     "figure.dpi": 110,

@@ -18,11 +18,12 @@ import control as ct
 import numpy as np
 from scipy.optimize import brentq
 
-from analysis._common import Claim, Study, new_figure, save_figure
 from gaba_control._validation import check_beta, check_no_extra_kwargs, check_positive_int
 from gaba_control.lti.iir import ema_frequency_response, ema_transfer_function
 from gaba_control.theory import iir as theory
 from gaba_control.theory.variance import variance_ratio
+
+from ._common import Claim, Study, new_figure, save_figure
 
 __all__ = ["SEED_BETA", "SWEEP_BETAS", "BodeResponse", "bode_response", "run"]
 

@@ -39,10 +39,11 @@ from pathlib import Path
 import numpy as np
 import sympy as sp
 
-from analysis._common import Claim, Study, new_figure, save_figure
 from gaba_control import formulas
 from gaba_control.controller import GABAController
 from gaba_control.lti.iir import ema_transfer_function
+
+from ._common import Claim, Study, new_figure, save_figure
 
 __all__ = [
     "BoundsResponse",

@@ -21,32 +21,32 @@ __all__ = ["build_parser", "main"]
 
 
 def _report(args: argparse.Namespace) -> int:
-    from analysis.report import run_from_args
+    from .report import run_from_args
 
     return run_from_args(args)
 
 
 def _compare(args: argparse.Namespace) -> int:
-    from analysis.compare import run_from_args
+    from .compare import run_from_args
 
     return run_from_args(args)
 
 
 def _identify(args: argparse.Namespace) -> int:
-    from analysis.identify import run_from_args
+    from .identify import run_from_args
 
     return run_from_args(args)
 
 
 def _sweep(args: argparse.Namespace) -> int:
-    from analysis.sweep import run_from_args
+    from .sweep import run_from_args
 
     return run_from_args(args)
 
 
 def build_parser() -> argparse.ArgumentParser:
     """``train`` from the library, ``report`` and ``compare`` from the studies."""
-    from analysis.report import add_arguments
+    from .report import add_arguments
 
     parser = library_cli.build_parser()
     subparsers = parser.subcommands
@@ -58,7 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_arguments(report)
     report.set_defaults(handler=_report)
-    from analysis.compare import add_arguments as add_compare_arguments
+    from .compare import add_arguments as add_compare_arguments
 
     compare = subparsers.add_parser(
         "compare",
@@ -68,7 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_compare_arguments(compare)
     compare.set_defaults(handler=_compare)
-    from analysis.identify import add_arguments as add_identify_arguments
+    from .identify import add_arguments as add_identify_arguments
 
     identify = subparsers.add_parser(
         "identify",
@@ -78,7 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_identify_arguments(identify)
     identify.set_defaults(handler=_identify)
-    from analysis.sweep import add_arguments as add_sweep_arguments
+    from .sweep import add_arguments as add_sweep_arguments
 
     sweep = subparsers.add_parser(
         "sweep",

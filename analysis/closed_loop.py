@@ -33,11 +33,12 @@ from pathlib import Path
 
 import numpy as np
 
-from analysis._common import Claim, Study, new_figure, save_figure
 from gaba_control import formulas
 from gaba_control.controller import GABAController
 from gaba_control.lti.decimated import decimated_noise_gain, simulate_decimated
 from gaba_control.theory import fraction_settled, settling_steps
+
+from ._common import Claim, Study, new_figure, results_dir, save_figure
 
 __all__ = [
     "ConstantImbalanceResponse",
@@ -617,7 +618,7 @@ def plant_response(*, scales=(100.0, 1.0), dim: int = 8, rows: int = 256, batch:
         share_small=share, floor_fraction=float(floor_gaba[warmup:].mean()), final=final)
 
 
-IDENTIFIED = Path(__file__).resolve().parents[1] / "results/identify/plants.csv"
+IDENTIFIED = results_dir() / "identify/plants.csv"
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,12 @@ hex digits of the SHA-256 of everything that defines the run (the training confi
 is written last and atomically, so a directory with it is a finished job and is
 skipped on rerun; an interrupted comparison resumes with the unfinished jobs,
 each from its last epoch's checkpoint (``train --resume``). The checkpoint is
-deleted after a finished job.
+deleted after a finished job. While a job runs, ``running.json`` in its
+directory names the process on it (pid, host, start time). A worker lost
+mid-job (killed, out of memory) is the engine's failure, not the job's: Dask
+reschedules the task itself, and for every backend the unfinished jobs are
+submitted again (up to :data:`RETRIES` times), continuing from their
+checkpoints; ``resumed_at_epochs`` in ``metrics.json`` records where.
 A job that raises is recorded with ``"status": "crashed"`` and the error; a run
 with a non-finite loss has ``"status": "diverged"``; both are counted in the
 table (``n ok / n``), never dropped, and are not retried on rerun (delete the
@@ -75,9 +80,10 @@ from pathlib import Path
 
 import numpy as np
 
-from analysis._common import Claim, Study, atomic_write_text, new_figure, save_figure
-from analysis.real_loop import real_loop_response, rolling_median
 from gaba_control.theory import settling_steps
+
+from ._common import Claim, Study, atomic_write_text, new_figure, results_dir, save_figure
+from .real_loop import real_loop_response, rolling_median
 
 __all__ = [
     "METRICS",
@@ -104,6 +110,10 @@ METRICS = {
     "test_macro_f1": ("health macro-F1", False),
     "val_rmse": ("validation RMSE (cycles)", True),
 }
+#: equivalence margins stated before the runs (TOST, :func:`equivalence_test`): ±1 cycle of
+#: RMSE (≈ 5 % of GABA's FD002 test RMSE) and ±0.02 of macro-F1; the PHM08 score has none
+#: (its scale spans decades between subsets)
+EQUIVALENCE_MARGINS = {"test_rmse": 1.0, "val_rmse": 1.0, "test_macro_f1": 0.02}
 #: the open-loop references of GABA that the attribution claim tests against
 OPEN_LOOP = ("schedule", "replay")
 #: rolling-median windows (steps) for the "peak ratio" statistics
@@ -113,10 +123,9 @@ ALPHA = 0.05
 #: fewest paired seeds for a claim to be testable
 MIN_SEEDS = 5
 #: committed comparisons the report reads, most complete first
-_REPO = Path(__file__).resolve().parents[1]
-COMMITTED = (_REPO / "results/compare", _REPO / "results/compare-issue3")
+COMMITTED = (results_dir() / "compare", results_dir() / "compare-issue3")
 #: committed traces, ``<subset>-<method>-seed<seed>.npz``
-TRACES = _REPO / "results/traces"
+TRACES = results_dir() / "traces"
 TRACE_FIELDS = (
     "ratio_first",
     "ratio_median",
@@ -138,6 +147,10 @@ TRACE_FIELDS = (
     "lambda_rul_max",
     "negative_weight_steps",
 )
+#: a job's worker record (pid, host, start), present while it runs
+RUNNING = "running.json"
+#: times the unfinished jobs are submitted again after the engine lost a worker
+RETRIES = 3
 #: the EMA counts as settled once its initial gap is below this fraction
 SETTLED_FRACTION = 0.01
 
@@ -244,6 +257,11 @@ def run_job(job: Job) -> dict:
     from gaba_control.cmapss.train import TrainConfig, _atomic_json, train
 
     directory.mkdir(parents=True, exist_ok=True)
+    # who is on the job: a worker lost mid-job leaves this behind with its checkpoint
+    import socket
+
+    atomic_write_text(directory / RUNNING, json.dumps(
+        {"pid": os.getpid(), "host": socket.gethostname(), "started": time.time()}) + "\n")
     started = time.perf_counter()
     try:
         if "plan_error" in job.key:
@@ -268,9 +286,11 @@ def run_job(job: Job) -> dict:
         }
         for name in METRICS:
             metrics[name] = None
-    metrics.update(subset=job.subset, method=job.method, seed=job.seed, cache_key=job.key)
+    metrics.update(subset=job.subset, method=job.method, seed=job.seed, cache_key=job.key,
+                   worker={"pid": os.getpid(), "host": socket.gethostname()})
     (directory / "checkpoint.pt").unlink(missing_ok=True)
     _atomic_json(metrics, done)
+    (directory / RUNNING).unlink(missing_ok=True)
     return metrics
 
 
@@ -323,22 +343,46 @@ def _backend(backend: str, n_jobs: int):
 
 
 def run_jobs(jobs: list[Job], *, n_jobs: int = 1, backend: str = "loky",
-             progress: bool = True) -> list[dict]:
-    """Run the unfinished ``jobs`` in parallel with a progress bar; return all metrics."""
+             progress: bool = True, retries: int = RETRIES) -> list[dict]:
+    """Run the unfinished ``jobs`` in parallel with a progress bar; return all metrics.
+
+    A job never raises (:func:`run_job` records a failing run as crashed), so
+    an exception out of the engine is the engine's: a worker process lost
+    (killed, out of memory, its machine gone). The unfinished jobs are then
+    submitted again, up to ``retries`` times, each continuing from its last
+    checkpoint; a finished job is never rerun. (Dask reschedules the task of a
+    lost worker itself; loky and Ray raise, and are retried here.)
+    """
     import joblib
     from tqdm.auto import tqdm
 
-    pending = [job for job in jobs if not (Path(job.directory) / "metrics.json").is_file()]
+    def unfinished():
+        return [job for job in jobs if not (Path(job.directory) / "metrics.json").is_file()]
+
+    pending = unfinished()
     if pending:
         bar = tqdm(total=len(jobs), initial=len(jobs) - len(pending), desc="compare",
                    unit="run", disable=not progress, file=sys.stderr)
         local = backend in ("loky", "multiprocessing", "threading")
-        with _backend(backend, n_jobs):
-            parallel = joblib.Parallel(return_as="generator_unordered" if local else "list")
-            for metrics in parallel(joblib.delayed(run_job)(job) for job in pending):
-                bar.set_postfix_str(f"{metrics['subset']}/{metrics['method']}/"
-                                    f"seed{metrics['seed']}: {metrics.get('status')}")
-                bar.update(1)
+        for attempt in range(retries + 1):
+            try:
+                with _backend(backend, n_jobs):
+                    parallel = joblib.Parallel(return_as="generator_unordered" if local
+                                               else "list")
+                    for metrics in parallel(joblib.delayed(run_job)(job) for job in pending):
+                        bar.set_postfix_str(f"{metrics['subset']}/{metrics['method']}/"
+                                            f"seed{metrics['seed']}: {metrics.get('status')}")
+                        bar.update(1)
+                break
+            except Exception as error:  # the engine's, not a job's: see the docstring
+                pending = unfinished()
+                if attempt == retries or not pending:
+                    raise
+                print(f"compare: {type(error).__name__} from the {backend} backend ({error}); "
+                      f"submitting the {len(pending)} unfinished job(s) again from their "
+                      f"checkpoints (retry {attempt + 1} of {retries})", file=sys.stderr)
+        bar.n = len(jobs) - len(unfinished())
+        bar.refresh()
         bar.close()
     return [json.loads((Path(job.directory) / "metrics.json").read_text()) for job in jobs]
 
@@ -643,6 +687,8 @@ def _method_options(methods, options: dict, **shortcuts) -> dict:
 
 
 def _csv(rows: list[dict]) -> str:
+    if not rows:  # e.g. the paired table of a comparison of GABA alone
+        return ""
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=list(rows[0]), lineterminator="\n")
     writer.writeheader()
@@ -733,16 +779,23 @@ class ComparisonResponse:
                 for metric in METRICS:
                     a, b = self.values(subset, method, metric), self.values(subset, "gaba", metric)
                     common = sorted(set(a) & set(b))
-                    stats = paired_statistics([a[s] for s in common], [b[s] for s in common])
+                    x, y = [a[s] for s in common], [b[s] for s in common]
+                    stats = paired_statistics(x, y)
+                    margin = EQUIVALENCE_MARGINS.get(metric)
+                    tost = (equivalence_test(x, y, margin) if margin else
+                            {"p": math.nan, "margin": math.nan})
                     out.append({"subset": subset, "method": method, "metric": metric,
-                                "seeds": " ".join(map(str, common)), **stats})
+                                "seeds": " ".join(map(str, common)), **stats,
+                                "margin": tost["margin"], "tost_p": tost["p"]})
         # Holm over the family of one subset and metric: every method against GABA
         for subset in self.subsets:
             for metric in METRICS:
                 family = [row for row in out if row["subset"] == subset
                           and row["metric"] == metric]
-                for row, adjusted in zip(family, holm([r["t_p"] for r in family]), strict=True):
-                    row["holm_p"] = float(adjusted)
+                for key in ("t_p", "tost_p"):
+                    adjusted = holm([r[key] for r in family])
+                    for row, value in zip(family, adjusted, strict=True):
+                        row["holm_p" if key == "t_p" else "tost_holm_p"] = float(value)
         return out
 
     # ---------------------------------------------------------------- tables

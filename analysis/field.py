@@ -34,7 +34,6 @@ from pathlib import Path
 
 import numpy as np
 
-from analysis._common import Claim, Study, new_figure, save_figure
 from gaba_control.controller import GABAController
 from gaba_control.lti.methods import (
     gradnorm_zero_crossing,
@@ -51,6 +50,8 @@ from gaba_control.weighting import (
     get_method,
     law_weights,
 )
+
+from ._common import Claim, Study, new_figure, results_dir, save_figure
 
 __all__ = [
     "FieldModelsResponse",
@@ -410,7 +411,7 @@ def _identified(name: str, numerator, denominator, *, ratio: float, lam0: float,
 def field_simulation_response(*, quick: bool = False, plants=None,
                               rng: np.random.Generator | None = None) -> FieldSimulationResponse:
     """Every method of :data:`FIELD` on every source (see the module docstring)."""
-    from analysis.closed_loop import startup_norms, switching_norms
+    from .closed_loop import startup_norms, switching_norms
 
     rng = np.random.default_rng(0) if rng is None else rng
     steps = 1000 if quick else 3000
@@ -469,12 +470,12 @@ def loop_table() -> str:
 
 
 #: the committed head-to-head on C-MAPSS (``gaba-control compare``, see results/README.md)
-FIELD_RESULTS = Path(__file__).resolve().parents[1] / "results/field"
+FIELD_RESULTS = results_dir() / "field"
 
 
 def plot_forest(response, metric: str = "test_rmse", fig=None):
     """Per-seed differences method − GABA with their mean and 95 % t interval, per subset."""
-    from analysis.compare import METRICS
+    from .compare import METRICS
 
     subsets = response.subsets
     if fig is None:
@@ -512,7 +513,7 @@ def plot_forest(response, metric: str = "test_rmse", fig=None):
 
 def field_comparison(results_dir: Path = FIELD_RESULTS):
     """The committed C-MAPSS head-to-head (a ComparisonResponse), or ``None``."""
-    from analysis.compare import comparison_response
+    from .compare import comparison_response
 
     if not (Path(results_dir) / "runs.csv").is_file():
         return None
@@ -554,7 +555,7 @@ def _fmt(value) -> str:
 
 
 def _identified_plants() -> list[dict]:
-    from analysis.closed_loop import load_identified_plants
+    from .closed_loop import load_identified_plants
 
     out = []
     for row in load_identified_plants():
@@ -677,13 +678,14 @@ def run(outdir: Path, *, seed: int, trace, quick: bool) -> Study:
 
 def field_table(response, metric: str = "test_rmse") -> str:
     """The compact head-to-head table of the README, from a committed comparison."""
-    from analysis.compare import METRICS
+    from .compare import METRICS
 
     label = METRICS[metric][0]
     rows = {(r["subset"], r["method"]): r for r in response.summary()}
     paired = {(p["subset"], p["method"]): p for p in response.paired() if p["metric"] == metric}
-    lines = [f"| subset | method | runs ok | {label} | − GABA [95 % CI] | Holm p | diverged "
-             "| negative weight | w_RUL/Σw range |", "|---|---|---|---|---|---|---|---|---|"]
+    lines = [f"| subset | method | runs ok | {label} | − GABA [95 % CI] | Holm p | "
+             "equivalent: TOST Holm p | diverged | negative weight | w_RUL/Σw range |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for subset in response.subsets:
         for method in response.methods:
             r = rows[(subset, method)]
@@ -691,12 +693,15 @@ def field_table(response, metric: str = "test_rmse") -> str:
             diff = ("—" if p is None else f"{p['mean']:+.2f} [{p['ci_low']:+.2f}, "
                     f"{p['ci_high']:+.2f}]")
             holm_p = "—" if p is None else f"{p.get('holm_p', float('nan')):.2g}"
+            tost = ("—" if p is None or not np.isfinite(p.get("tost_holm_p", np.nan)) else
+                    f"±{p['margin']:g}: {p['tost_holm_p']:.2g}")
             low = response.values(subset, method, "lambda_rul_min").values()
             high = response.values(subset, method, "lambda_rul_max").values()
             span = (f"{min(low):.3g}–{max(high):.3g}" if low and high else "—")
             lines.append(f"| {subset} | {method} | {r['n_ok']}/{r['n']} | "
                          f"{r[f'{metric}_mean']:.2f} ± {r[f'{metric}_std']:.2f} | {diff} | "
-                         f"{holm_p} | {r['n_diverged']} | {r['n_negative']} | {span} |")
+                         f"{holm_p} | {tost} | {r['n_diverged']} | {r['n_negative']} | "
+                         f"{span} |")
     return "\n".join(lines)
 
 

@@ -37,6 +37,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ._common import results_dir
+
 __all__ = [
     "DesignPoint",
     "IdentificationResponse",
@@ -54,7 +56,7 @@ __all__ = [
 #: where the excitation runs go (shared with ``compare``; git-ignored)
 DEFAULT_CACHE = Path("runs/compare")
 #: the committed records and results the report reads
-COMMITTED = Path(__file__).resolve().parents[1] / "results/identify"
+COMMITTED = results_dir() / "identify"
 #: 0.002: where GABA's unfloored state sits on C-MAPSS (its loop with a small floor);
 #: 0.05: GABA's default floor; 0.2 and 0.5 towards equal weights
 DEFAULT_OPERATING_POINTS = (0.002, 0.05, 0.2, 0.5)
@@ -144,8 +146,9 @@ def plan_design(subsets=("FD001", "FD002"), seeds=(0, 1, 2), *,
 
 def design_jobs(points, *, cache: Path, base: dict):
     """The cached ``compare`` jobs of ``points`` (validated before anything runs)."""
-    from analysis.compare import make_job
     from gaba_control.weighting import get_method
+
+    from .compare import make_job
 
     jobs = []
     for point in points:
@@ -165,8 +168,9 @@ def run_design(points, *, cache: Path = DEFAULT_CACHE, jobs: int = 1, backend: s
                quick: bool = False, epochs: int | None = None, threads: int | None = None,
                progress: bool = True, **train_kwargs):
     """Train (or reuse) every run of ``points``; return ``[(point, job)]``."""
-    from analysis.compare import _base_config, run_jobs
     from gaba_control.cmapss.data import default_data_dir
+
+    from .compare import _base_config, run_jobs
 
     train_kwargs["data_dir"] = str(default_data_dir(train_kwargs.get("data_dir")))
     if threads is None and jobs > 1:
@@ -695,8 +699,8 @@ class IdentificationResponse:
 
     def write(self, out: Path, *, figures: bool = True) -> list[Path]:
         """Tables (``*.csv``, ``summary.md``) and figures (PNG + SVG) into ``out``."""
-        from analysis._common import atomic_write_text
-        from analysis.compare import _csv
+        from ._common import atomic_write_text
+        from .compare import _csv
 
         out = Path(out)
         out.mkdir(parents=True, exist_ok=True)
@@ -716,7 +720,7 @@ class IdentificationResponse:
 
     # --------------------------------------------------------------- figures
     def figures(self, out: Path) -> list[Path]:
-        from analysis._common import new_figure, save_figure
+        from ._common import new_figure, save_figure
 
         written = []
         subsets = sorted({p.subset for p in self.plants})
@@ -989,7 +993,7 @@ def window_margins(response: IdentificationResponse) -> list[dict]:
 def run(outdir: Path, *, seed: int = 0, trace=None, quick: bool = False,
         records_path: Path | None = None):
     """The report's hook: the committed identification, its figures, table and audit rows."""
-    from analysis._common import Study
+    from ._common import Study
 
     path = Path(records_path) if records_path else COMMITTED / RECORDS_FILE
     title = "The plant: how training answers the weights"
@@ -1055,7 +1059,7 @@ def _plant_summary(response: IdentificationResponse, path: Path) -> str:
 
 
 def _plant_claims(response: IdentificationResponse | None) -> list:
-    from analysis._common import Claim
+    from ._common import Claim
 
     source = "seed 004 (GABA as a P-controller)"
     texts = [

@@ -28,13 +28,14 @@ import numpy as np
 import scipy.signal as signal
 from scipy.stats import norm
 
-from analysis._common import Claim, Study, new_figure, save_figure
-from analysis.variance_gap import VarianceGapResponse, pooled_std_ratio, variance_gap_response
 from gaba_control._validation import check_beta, check_no_extra_kwargs, check_positive_int
 from gaba_control.controller import GABAController
 from gaba_control.lti.iir import ema_filter
 from gaba_control.theory import iir as iir_theory
 from gaba_control.theory import variance as theory
+
+from ._common import Claim, Study, new_figure, save_figure
+from .variance_gap import VarianceGapResponse, pooled_std_ratio, variance_gap_response
 
 __all__ = [
     "FiniteWindowResponse",

@@ -14,10 +14,11 @@ from pathlib import Path
 
 import numpy as np
 
-from analysis._common import Claim, Study, new_figure, save_figure
 from gaba_control.formulas import weighted_shares
 from gaba_control.theory import reachable_output_bounds
 from gaba_control.trace import Trace, replay_trace
+
+from ._common import Claim, Study, new_figure, save_figure
 
 #: Rolling windows (steps) used to show how the gradient-ratio figure depends on smoothing.
 SMOOTHING_WINDOWS = (1, 25, 250)

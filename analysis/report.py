@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from analysis._common import Claim, Study, atomic_write_text
+from ._common import Claim, Study, atomic_write_text
 
 STUDIES = (
     "analysis.bode",
@@ -31,6 +31,7 @@ STUDIES = (
     "analysis.field",
     "analysis.real_loop",
     "analysis.compare",
+    "analysis.sweep",
     "analysis.identify",
     "analysis.seed_audit",
 )
@@ -86,7 +87,8 @@ def run_report(
     for module_name in bar:
         bar.set_postfix_str(module_name.split(".")[-1])
         start = time.perf_counter()
-        module = importlib.import_module(module_name)
+        # relative: the studies are ``analysis`` in a checkout, ``gaba_control.analysis`` installed
+        module = importlib.import_module("." + module_name.split(".")[-1], __package__)
         studies.append(module.run(outdir, seed=seed, trace=trace, quick=quick))
         timings[module_name] = time.perf_counter() - start
     report = outdir / "REPORT.md"

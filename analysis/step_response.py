@@ -19,7 +19,6 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from analysis._common import Claim, Study, new_figure, save_figure
 from gaba_control import formulas
 from gaba_control._validation import (
     check_beta,
@@ -34,6 +33,8 @@ from gaba_control.lti.loop import simulate_loop
 from gaba_control.theory import iir as theory
 from gaba_control.theory import warmup as warmup_theory
 from gaba_control.trace import replay_trace
+
+from ._common import Claim, Study, new_figure, save_figure
 
 __all__ = [
     "DEFAULT_GRAD_NORMS",

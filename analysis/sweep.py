@@ -27,7 +27,7 @@ Claims
 ------
 The seeds state that GABA's results are *statistically indistinguishable* for
 ``W ∈ [50, 200]`` (seed 000) and ``λ_min ∈ [0.02, 0.10]`` (seed 002).
-:meth:`SweepResponse.range_verdict` decides one such claim on the swept points
+:meth:`SettingsSweepResponse.range_verdict` decides one such claim on the swept points
 inside the range: *holds* when every one of them is shown equivalent to the
 centre (Holm-adjusted TOST p < 0.05 at the margin: any difference is smaller
 than the margin), *refuted* when one differs from it (Holm-adjusted paired t
@@ -38,7 +38,7 @@ Outputs in ``--out``: ``runs.csv`` (one row per run with its point),
 ``summary.csv`` / ``summary.md`` (per point: n ok / n, mean ± std of every
 metric, paired difference vs the centre with its interval, TOST, loop
 quantities), ``verdicts.json`` (the range claims) and the figures
-``sweep_<parameter>`` (PNG + SVG). :func:`sweep_response` rebuilds it from
+``sweep_<parameter>`` (PNG + SVG). :func:`settings_sweep_response` rebuilds it from
 ``runs.csv``.
 """
 
@@ -54,10 +54,11 @@ from pathlib import Path
 
 import numpy as np
 
-from analysis._common import atomic_write_text, new_figure, save_figure
-from analysis.compare import (
+from ._common import Study, atomic_write_text, new_figure, results_dir, save_figure
+from .compare import (
     ALPHA,
     DEFAULT_CACHE,
+    EQUIVALENCE_MARGINS,
     METRICS,
     _base_config,
     _csv,
@@ -71,9 +72,11 @@ from analysis.compare import (
     run_jobs,
 )
 
-__all__ = ["CENTRE", "MARGIN", "PARAMETERS", "SweepResponse", "design_points", "sweep",
-           "sweep_response"]
+__all__ = ["CENTRE", "MARGIN", "PARAMETERS", "SettingsSweepResponse", "design_points", "run",
+           "settings_sweep_response", "sweep"]
 
+#: the committed sweep the report and the audit read
+SWEEP_RESULTS = results_dir() / "sweep"
 #: the paper's settings: the centre of a one-at-a-time design
 CENTRE = {"beta": 0.99, "lambda_min": 0.05, "warmup": 100, "refresh_every": 1}
 #: parameter → (type, label, log axis)
@@ -83,10 +86,10 @@ PARAMETERS = {
     "warmup": (int, "warmup W (steps)", True),
     "refresh_every": (int, "refresh interval N (steps)", True),
 }
-#: equivalence margin of the primary metric, stated before the runs: ±1 cycle of
-#: test RMSE (≈ 5 % of GABA's FD002 test RMSE, about 1.5 seed standard deviations)
-MARGIN = 1.0
 PRIMARY = "test_rmse"
+#: equivalence margin of the primary metric, stated before the runs: ±1 cycle of test RMSE
+#: (≈ 5 % of GABA's FD002 test RMSE, about 1.5 seed standard deviations; as in ``compare``)
+MARGIN = EQUIVALENCE_MARGINS[PRIMARY]
 #: the seeds' robustness claims: (seed, parameter, low, high, statement)
 RANGE_CLAIMS = (
     ("000", "warmup", 50, 200, "results statistically indistinguishable for W ∈ [50, 200]"),
@@ -155,7 +158,7 @@ def sweep(subset: str = "FD002", values: dict | None = None, seeds=(0, 1, 2, 3, 
           jobs: int = 1, backend: str = "loky", quick: bool = False, epochs: int | None = None,
           threads: int | None = None, progress: bool = True, figures: bool = True,
           cached_only: bool = False, margin: float = MARGIN,
-          **train_kwargs) -> SweepResponse:
+          **train_kwargs) -> SettingsSweepResponse:
     """Train (or reuse) every point × seed, then write the tables and figures to ``out``.
 
     ``values``: parameter → values (default the seeds' two ranges, widened:
@@ -203,7 +206,7 @@ def sweep(subset: str = "FD002", values: dict | None = None, seeds=(0, 1, 2, 3, 
         metrics = json.loads((Path(job.directory) / "metrics.json").read_text())
         rows.append({"point": i, **{k: points[i][k] for k in PARAMETERS},
                      **_run_row(metrics, Path(job.directory))})
-    response = SweepResponse(rows=rows, subset=subset, points=tuple(points),
+    response = SettingsSweepResponse(rows=rows, subset=subset, points=tuple(points),
                              seeds=tuple(seeds), varied=tuple(values), margin=margin)
     out.mkdir(parents=True, exist_ok=True)
     if rows:
@@ -212,8 +215,8 @@ def sweep(subset: str = "FD002", values: dict | None = None, seeds=(0, 1, 2, 3, 
     return response
 
 
-def sweep_response(runs_csv: Path, *, margin: float = MARGIN) -> SweepResponse:
-    """The :class:`SweepResponse` of a committed ``runs.csv`` (no training)."""
+def settings_sweep_response(runs_csv: Path, *, margin: float = MARGIN) -> SettingsSweepResponse:
+    """The :class:`SettingsSweepResponse` of a committed ``runs.csv`` (no training)."""
     rows = _read_csv(Path(runs_csv))
     points: dict[int, dict] = {}
     for row in rows:
@@ -227,13 +230,13 @@ def sweep_response(runs_csv: Path, *, margin: float = MARGIN) -> SweepResponse:
     subsets = {row["subset"] for row in rows}
     if len(subsets) != 1:
         raise ValueError(f"{runs_csv}: a sweep holds one subset, found {sorted(subsets)}")
-    return SweepResponse(rows=rows, subset=subsets.pop(), points=ordered,
+    return SettingsSweepResponse(rows=rows, subset=subsets.pop(), points=ordered,
                          seeds=tuple(sorted({r["seed"] for r in rows})), varied=varied,
                          margin=margin)
 
 
 @dataclass(frozen=True)
-class SweepResponse:
+class SettingsSweepResponse:
     """Runs of a sweep (one row per point × seed) and what is computed from them.
 
     ``points[0]`` is the centre every other point is compared with.
@@ -439,6 +442,33 @@ def _json(value):
     if isinstance(value, (np.floating, np.integer)):
         return value.item()
     raise TypeError(f"not JSON serialisable: {value!r}")
+
+
+# --------------------------------------------------------------------------- report
+def run(outdir: Path, *, seed: int, trace, quick: bool) -> Study:
+    """The report's "Robustness sweeps" section, from the committed sweep (trains nothing).
+
+    Its verdicts are rows of the seed audit (seed 000 ``warmup_range``, seed
+    002 ``floor_range``); here are the table and the figures.
+    """
+    runs = SWEEP_RESULTS / "runs.csv"
+    title = "Robustness sweeps: W and λ_min on C-MAPSS"
+    if not runs.is_file():
+        return Study(name="sweep", title=title,
+                     summary=f"Skipped: no committed sweep results ({runs} not found).")
+    response = settings_sweep_response(runs)
+    figures = []
+    for name in response.varied:
+        figures += save_figure(response.plot(name), outdir, f"sweep_{name}")
+    verdicts = "; ".join(f"seed {v['seed']} ({v['claim']}): {v['verdict']}"
+                         for v in response.verdicts())
+    summary = (f"GABA on {response.subset} at {len(response.points)} points of its settings × "
+               f"{len(response.seeds)} seeds (`gaba-control sweep`, one at a time around "
+               f"β = 0.99, λ_min = 0.05, W = 100), each paired by seed with the centre; "
+               f"equivalence margin ±{response.margin:g} cycles of test RMSE (TOST, Holm over "
+               f"the points). Verdicts (rows of the seed audit): {verdicts}.")
+    return Study(name="sweep", title=title, summary=summary, figures=figures,
+                 tables=[response.markdown(level=3)])
 
 
 # ------------------------------------------------------------------------------ CLI

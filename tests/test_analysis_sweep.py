@@ -11,7 +11,13 @@ from scipy import stats
 
 from analysis.cli import main
 from analysis.compare import equivalence_test
-from analysis.sweep import CENTRE, SweepResponse, design_points, sweep, sweep_response
+from analysis.sweep import (
+    CENTRE,
+    SettingsSweepResponse,
+    design_points,
+    settings_sweep_response,
+    sweep,
+)
 
 
 # --------------------------------------------------------------------------- design
@@ -97,7 +103,8 @@ def test_tost_undefined_and_bad_margin():
 
 
 # ------------------------------------------------------------------- verdict logic
-def _synthetic(diffs: dict, *, seeds=range(8), base=18.0, noise=0.05, seed=0) -> SweepResponse:
+def _synthetic(diffs: dict, *, seeds=range(8), base=18.0, noise=0.05,
+               seed=0) -> SettingsSweepResponse:
     """A sweep of warmup values whose test RMSE differs from the centre by ``diffs[W]``."""
     rng = np.random.default_rng(seed)
     points = design_points({"warmup": [100, *diffs]})
@@ -111,8 +118,8 @@ def _synthetic(diffs: dict, *, seeds=range(8), base=18.0, noise=0.05, seed=0) ->
                          "status": "ok", "test_rmse": value, "test_phm08_score": 1.0,
                          "test_macro_f1": 0.8, "val_rmse": value, "floor_fraction": 0.9,
                          "share_weighted_small": 0.03})
-    return SweepResponse(rows=rows, subset="FD002", points=tuple(points), seeds=tuple(seeds),
-                         varied=("warmup",))
+    return SettingsSweepResponse(rows=rows, subset="FD002", points=tuple(points),
+                                 seeds=tuple(seeds), varied=("warmup",))
 
 
 def test_range_verdict_holds_refuted_not_shown():
@@ -158,13 +165,13 @@ def test_small_real_sweep_resumes_and_rebuilds(cmapss_dir, tmp_path):
         assert (out / name).is_file(), name
     stamps = {p: p.stat().st_mtime_ns for p in (tmp_path / "cache").rglob("metrics.json")}
     assert len(stamps) == 2 * 3  # centre, (W 4, N 1), (W 4, N 3), two seeds each
-    again = sweep_response(out / "runs.csv")
+    again = settings_sweep_response(out / "runs.csv")
     assert [p["warmup"] for p in again.points] == [100, 4, 4]
     assert again.points[2]["refresh_every"] == 3
     # a rerun trains nothing and tabulates the same numbers
     assert main(args) == 0
     assert stamps == {p: p.stat().st_mtime_ns for p in (tmp_path / "cache").rglob("metrics.json")}
-    rerun = sweep_response(out / "runs.csv")
+    rerun = settings_sweep_response(out / "runs.csv")
     assert [r["test_rmse"] for r in rerun.rows] == [r["test_rmse"] for r in again.rows]
     rows = {r["point"]: r for r in again.summary()}
     # the refresh point measured every third step after W = 4: a different run, and not diverged

@@ -11,7 +11,7 @@ import pytest
 
 
 def _run(args, cwd):
-    return subprocess.run([sys.executable, "-m", "analysis.cli", *args], cwd=cwd,
+    return subprocess.run([sys.executable, "-m", "gaba_control.analysis.cli", *args], cwd=cwd,
                           capture_output=True, text=True, timeout=300)
 
 

@@ -206,6 +206,7 @@ def test_an_interrupted_run_resumes_bit_identically(tmp_path, monkeypatch, metho
     for key in ("test_rmse", "test_phm08_score", "val_rmse", "num_steps"):
         assert resumed[key] == reference[key], key
     assert resumed["history"] == reference["history"]
+    assert (reference["resumed_at_epochs"], resumed["resumed_at_epochs"]) == ([], [1])
 
 
 def test_resume_refuses_another_configuration(tmp_path):

@@ -373,7 +373,7 @@ def _train(config: TrainConfig, data: CMAPSSData | None) -> dict:
     best = {"val_rmse": math.inf, "epoch": None, "state": None}
     diverged = None
     step = 0
-    start_epoch = 0
+    start_epoch, resumptions = 0, []
     checkpoint = out / "checkpoint.pt"
     if config.resume and checkpoint.is_file():
         state = _load_checkpoint(checkpoint, config)
@@ -385,6 +385,7 @@ def _train(config: TrainConfig, data: CMAPSSData | None) -> dict:
         recorder.extend({k: v.numpy() for k, v in state["trace"].items()})
         history, best, step = state["history"], state["best"], state["step"]
         start_epoch = state["epoch"] + 1
+        resumptions = [*state.get("resumptions", []), start_epoch]
     bar = _progress(config.epochs * batches_per_epoch, config.progress)
     bar.update(step)
     for epoch in range(start_epoch, config.epochs):
@@ -466,6 +467,7 @@ def _train(config: TrainConfig, data: CMAPSSData | None) -> dict:
                 "trace": {k: torch.from_numpy(v) for k, v in recorder.arrays().items()},
                 "history": history,
                 "best": best,
+                "resumptions": resumptions,
             },
             checkpoint,
         )
@@ -476,6 +478,8 @@ def _train(config: TrainConfig, data: CMAPSSData | None) -> dict:
     metrics["num_steps"] = step
     metrics["torch_threads"] = torch.get_num_threads()  # the thread count of this run
     metrics["weight_source"] = source_summary
+    # the epochs an interrupted run continued from (empty: never interrupted)
+    metrics["resumed_at_epochs"] = resumptions
     trace = recorder.to_trace(
         controller={
             "num_tasks": weighting.num_tasks,

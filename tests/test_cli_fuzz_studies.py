@@ -1,0 +1,106 @@
+"""Fuzzing ``gaba-control compare``, ``sweep`` and ``report``'s arguments.
+
+Property: any mix of hostile values for their numeric flags either stops at parsing
+(exit 2), or is refused with exit 2 and a one-line message naming a flag or setting, or is
+accepted and the (tiny) job finishes with exit 0; never an exception, never a write outside
+the folders given (the working directory is a fresh folder, so a stray relative default
+would show). In-process through :func:`analysis.cli.main`; ``tests/test_cli_errors.py``
+checks the same promises through real subprocesses.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from analysis.cli import main
+
+pytestmark = pytest.mark.cmapss
+HOSTILE = ["0", "-1", "1", "2", "0.5", "2.5", "1e308", "-1e308", "nan", "inf", "1e-320",
+           "1000000000000000000000", "abc", ""]
+COMPARE_FLAGS = ["--jobs", "--threads", "--epochs", "--lr", "--max-batches", "--beta",
+                 "--warmup", "--lambda-min", "--seeds"]
+SWEEP_FLAGS = ["--jobs", "--threads", "--epochs", "--max-batches", "--margin", "--seeds",
+               "--warmup", "--lambda-min", "--beta", "--refresh-every"]
+# words a refusal names: the flag or its setting
+NAMES = {"jobs", "threads", "epochs", "lr", "max_batches", "max-batches", "beta", "warmup",
+         "lambda_min", "lambda-min", "seeds", "margin", "refresh_every", "refresh-every",
+         "n_jobs", "seed"}
+FUZZ = settings(deadline=None, max_examples=int(os.environ.get("GABA_FUZZ_EXAMPLES", "30")),
+                suppress_health_check=[HealthCheck.function_scoped_fixture,
+                                       HealthCheck.too_slow])
+
+
+def _run(tmp_path_factory, capsys, command, base, flags):
+    root = tmp_path_factory.mktemp("fuzz")
+    argv = [command, *base, "--out", "out", "--cache", "cache", "--no-figures",
+            "--no-progress"]
+    for flag, value in flags:
+        argv += [flag, value]
+    cwd = Path.cwd()
+    os.chdir(root)
+    try:
+        status = main(argv)
+    finally:
+        os.chdir(cwd)
+    err = capsys.readouterr().err
+    assert status in (0, 2), (argv, status, err)
+    if status == 2:
+        last = err.strip().splitlines()[-1] if err.strip() else ""
+        assert "Traceback" not in err, err
+        assert any(name in last for name in NAMES) or "usage:" in err or "invalid" in err, (
+            argv, err)
+    assert {p.name for p in root.iterdir()} <= {"out", "cache"}, (argv, list(root.iterdir()))
+    return status
+
+
+@FUZZ
+@given(flags=st.lists(st.tuples(st.sampled_from(COMPARE_FLAGS), st.sampled_from(HOSTILE)),
+                      max_size=3, unique_by=lambda t: t[0]))
+def test_hostile_compare_arguments(tmp_path_factory, capsys, cmapss_dir, flags):
+    base = ["--subsets", "FD001", "--methods", "gaba", "--quick", "--data-dir", str(cmapss_dir)]
+    defaults = {"--seeds": "0", "--epochs": "1", "--max-batches": "2", "--threads": "1"}
+    given_flags = {f for f, _ in flags}
+    flags = flags + [(f, v) for f, v in defaults.items() if f not in given_flags]
+    _run(tmp_path_factory, capsys, "compare", base, flags)
+
+
+@FUZZ
+@given(flags=st.lists(st.tuples(st.sampled_from(SWEEP_FLAGS), st.sampled_from(HOSTILE)),
+                      max_size=3, unique_by=lambda t: t[0]))
+def test_hostile_sweep_arguments(tmp_path_factory, capsys, cmapss_dir, flags):
+    base = ["--subset", "FD001", "--quick", "--data-dir", str(cmapss_dir)]
+    defaults = {"--seeds": "0", "--epochs": "1", "--max-batches": "2", "--threads": "1",
+                "--warmup": "1"}
+    given_flags = {f for f, _ in flags}
+    flags = flags + [(f, v) for f, v in defaults.items() if f not in given_flags]
+    _run(tmp_path_factory, capsys, "sweep", base, flags)
+
+
+@settings(deadline=None, max_examples=int(os.environ.get("GABA_FUZZ_EXAMPLES", "30")),
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(flags=st.lists(st.tuples(st.sampled_from(["--seed", "--only", "--trace"]),
+                                st.sampled_from([*HOSTILE, "bode", "nonsense", "../x"])),
+                      min_size=1, max_size=2, unique_by=lambda t: t[0]))
+def test_hostile_report_arguments_fail_cleanly(tmp_path_factory, capsys, flags):
+    # only what is refused: a report that is accepted runs for minutes, tested elsewhere
+    flags = [(f, v) for f, v in flags]
+    if not any(f == "--trace" for f, _ in flags):
+        flags.append(("--trace", "missing.npz"))
+    root = tmp_path_factory.mktemp("fuzz")
+    argv = ["report", "--quick", "--outdir", "out", "--no-progress"]
+    for flag, value in flags:
+        argv += [flag, value]
+    cwd = Path.cwd()
+    os.chdir(root)
+    try:
+        status = main(argv)
+    finally:
+        os.chdir(cwd)
+    err = capsys.readouterr().err
+    assert status == 2 and "Traceback" not in err, (argv, status, err)
+    assert not [p for p in root.rglob("*") if p.is_file()], (argv, list(root.rglob("*")))
