@@ -10,10 +10,13 @@ the model and optimizer, and the methods are timed *interleaved* (one step of
 each, in rotating order, repeated), so a change of machine load hits them
 alike; the table gives medians in ms (for ``refresh10`` the median refresh step and
 the median held step mixed 1 : 9, so the refresh steps count) and ratios to ``equal``
-(one backward of ``Σ L_i / K``). Peak memory: CUDA ``max_memory_allocated``; CPU the RSS
-high-water mark (``VmHWM``, reset after one warm-up step) above the RSS at
-that point, over the next 10 training steps, each method in a fresh subprocess
-with a fixed glibc mmap threshold so freed tensors leave the RSS
+(one backward of ``Σ L_i / K``) and to ``floor``: forward, ``K`` full backward passes
+(``autograd.grad``), their sum, optimizer step, the least any exact sensor can cost,
+``(F + K·B + O)/(F + B + O)`` of ``equal``, so ``exact``'s "× floor" is its overhead.
+Peak memory: CUDA ``max_memory_allocated``; CPU the RSS high-water mark (``VmHWM``,
+reset after one warm-up step) above the RSS at that point, over the next 10 training
+steps, each method in a fresh subprocess with a fixed glibc mmap threshold so freed
+tensors leave the RSS
 (``tracemalloc`` cannot see torch's allocator).
 
 ``--repeat R``: the whole interleaved timing R times over fresh models; a row
@@ -59,10 +62,11 @@ from gaba_control.cmapss.model import MultiTaskCNN
 from gaba_control.formulas import raw_weights
 from gaba_control.nn import GABALoss
 
-METHODS = ("equal", "naive", "exact", "refresh10", "last_layer", "representation")
+METHODS = ("equal", "floor", "naive", "exact", "refresh10", "last_layer", "representation")
 #: backbone backward passes per step (average), for K tasks
 PASSES = {
     "equal": lambda k: "1",
+    "floor": lambda k: f"{k}",
     "naive": lambda k: f"{k + 1}",
     "exact": lambda k: f"{k}",
     "refresh10": lambda k: f"1 + {k - 1}/10",
@@ -121,14 +125,17 @@ class Runner:
         kwargs = {"warmup": 0}
         if method == "refresh10":
             self.gaba = GABALoss(num_tasks, refresh_every=REFRESH, **kwargs)
-        elif method != "equal":
+        elif method not in ("equal", "floor"):
             self.gaba = GABALoss(num_tasks, sensor=method, **kwargs)
-        if method != "equal":
+        if method not in ("equal", "floor"):
             self.gaba.to(next(model.parameters()).device)
         self.num_tasks = num_tasks
 
     def step(self, batch) -> None:
         losses, z = self.model.losses(*batch)
+        if self.method == "floor":
+            self._floor_step(losses)
+            return
         if self.method == "equal":
             loss = sum(losses) / self.num_tasks
         else:
@@ -142,6 +149,31 @@ class Runner:
             )
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
+        self.opt.step()
+
+
+    def _floor_step(self, losses) -> None:
+        """What any exact sensor must do at least: K full backward passes, one combination.
+
+        Each task's gradient on every parameter (``autograd.grad``, the graph
+        kept for the next task), their equal-weight sum written into ``.grad``,
+        one optimizer step. No norm, no check, no state: the cost
+        ``(F + K·B + O)/(F + B + O)`` of an equal-weights step that the exact
+        sensor is measured against.
+        """
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        last = len(losses) - 1
+        grads = [torch.autograd.grad(loss, params, retain_graph=i < last, allow_unused=True)
+                 for i, loss in enumerate(losses)]
+        for j, p in enumerate(params):
+            parts = [g[j] for g in grads if g[j] is not None]
+            if not parts:
+                p.grad = None
+                continue
+            total = parts[0].contiguous()  # in place on the first task's (fresh) gradient
+            for g in parts[1:]:
+                total.add_(g)
+            p.grad = total.div_(self.num_tasks)
         self.opt.step()
 
 
@@ -327,6 +359,7 @@ def benchmark_table(args) -> str:
     ]
     header = "| backbone | K | method | backbone backward passes | ms/step | × equal |"
     header += f" × equal, range of {args.repeat} |" if args.repeat > 1 else ""
+    header += " × floor |" + (f" × floor, range of {args.repeat} |" if args.repeat > 1 else "")
     cpu = device.type == "cpu"
     header += " page faults/step |" if cpu else ""
     header += " peak MB | × equal |" if args.memory else ""
@@ -343,6 +376,7 @@ def benchmark_table(args) -> str:
             ms = _median_of([r.ms for r in runs])
             faults = _median_of([r.faults for r in runs])
             ratios = [{m: r.ms[m] / r.ms["equal"] for m in METHODS} for r in runs]
+            floors = [{m: r.ms[m] / r.ms["floor"] for m in METHODS} for r in runs]
             if runs[0].refresh:
                 split = _median_of([r.refresh for r in runs])
                 if cpu:
@@ -357,6 +391,9 @@ def benchmark_table(args) -> str:
                 row += f"{statistics.median(r[m] for r in ratios):.2f} |"
                 if args.repeat > 1:
                     row += f" {min(r[m] for r in ratios):.2f}–{max(r[m] for r in ratios):.2f} |"
+                row += f" {statistics.median(r[m] for r in floors):.3f} |"
+                if args.repeat > 1:
+                    row += f" {min(r[m] for r in floors):.3f}–{max(r[m] for r in floors):.3f} |"
                 row += f" {faults[m]:.0f} |" if cpu else ""
                 if args.memory:
                     ratio = mem[m] / mem["equal"] if mem["equal"] > 0 else float("nan")

@@ -30,6 +30,7 @@ def test_quick_benchmark_runs_and_prints_the_table():
     rows = [line for line in out.splitlines() if line.startswith("| cmapss | 2 |")]
     assert [r.split("|")[3].strip() for r in rows] == [
         "equal",
+        "floor",
         "naive",
         "exact",
         "refresh10",
@@ -40,8 +41,14 @@ def test_quick_benchmark_runs_and_prints_the_table():
     assert ratios["equal"] == 1.0
     assert ratios["naive"] > ratios["equal"]  # K + 1 backward passes cost more than one
     header = next(line for line in out.splitlines() if line.startswith("| backbone"))
-    assert header.split("|")[7].strip() == "page faults/step"
-    assert all(float(r.split("|")[7]) >= 0 for r in rows)
+    assert header.split("|")[7].strip() == "× floor"
+    floors = {r.split("|")[3].strip(): float(r.split("|")[7]) for r in rows}
+    assert floors["floor"] == 1.0
+    # the same two timings, two normalisations: × floor = × equal / (floor × equal)
+    for name in floors:
+        assert floors[name] == pytest.approx(ratios[name] / ratios["floor"], rel=0.02, abs=0.01)
+    assert header.split("|")[8].strip() == "page faults/step"
+    assert all(float(r.split("|")[8]) >= 0 for r in rows)
     assert "load average" in out
 
 
@@ -50,10 +57,11 @@ def test_malloc_retain_and_repeats_are_applied_and_named():
     out = bench("--quick", "--threads", "1", "--malloc", "retain", "--repeat", "2")
     assert "malloc retain" in out and "repeated 2×" in out
     rows = [line.split("|") for line in out.splitlines() if line.startswith("| cmapss | 2 |")]
-    assert len(rows) == 6
-    for row in rows:  # the median of two ratios lies inside their range
-        low, high = map(float, row[7].split("–"))
-        assert low <= float(row[6]) <= high
+    assert len(rows) == 7
+    for row in rows:  # the median of two ratios lies inside their range, × equal and × floor
+        for median, span in ((6, 7), (8, 9)):
+            low, high = map(float, row[span].split("–"))
+            assert low <= float(row[median]) <= high
 
 
 def test_bad_repeat_is_refused_with_its_name():

@@ -27,9 +27,19 @@ __all__ = ["combine_gradients", "inject"]
 
 def combine_gradients(
     task_grads: Sequence[Sequence[Tensor | None]], weights: Tensor, finite: Tensor | None = None,
-    *, skip: bool = False,
+    *, skip: bool = False, reuse: bool = False,
 ) -> list[Tensor | None]:
     """``Σ_i λ_i ∂L_i/∂p`` per parameter (``None`` where no task reaches ``p``).
+
+    ``reuse``: the per-task gradients are the caller's to overwrite (the
+    backward of :func:`inject`, whose saved gradients are dropped after it):
+    each sum is formed in place in the first task's gradient when that tensor
+    is dense and contiguous, spans its whole storage and shares it with no
+    other gradient (autograd may return one tensor for two inputs, or an
+    expanded one), instead of in a new tensor. The values are the same bit for
+    bit; what is saved is an allocation per parameter (and, on glibc's default
+    allocator, the page faults of fresh memory): part of what separated the
+    exact sensor from the ``K``-backward floor of ``benchmarks/bench_sensors.py``.
 
     ``weights`` (shape ``(K,)``) is cast to each gradient's dtype and device.
     With ``finite`` (a 0-d bool tensor) given and False, every combined
@@ -48,6 +58,7 @@ def combine_gradients(
             return [None] * len(task_grads[0])
     cast: dict[tuple, Tensor] = {}
     combined: list[Tensor | None] = []
+    shared = _shared_storage(task_grads) if reuse else None
     for per_param in zip(*task_grads, strict=True):
         total = None
         for i, grad in enumerate(per_param):
@@ -57,13 +68,42 @@ def combine_gradients(
             if key not in cast:
                 cast[key] = weights.to(device=grad.device, dtype=grad.dtype)
             lam = cast[key][i]
-            total = torch.mul(grad, lam) if total is None else total.addcmul_(grad, lam)
+            if total is not None:
+                total.addcmul_(grad, lam)
+            elif shared is not None and _overwritable(grad, shared):
+                total = grad.mul_(lam)
+            else:
+                total = torch.mul(grad, lam)
         if total is not None and keep is False:
             total = torch.zeros_like(total)
         elif total is not None and finite is not None:
             total = torch.where(finite.to(total.device), total, 0.0)
         combined.append(total)
     return combined
+
+
+def _storage_key(grad: Tensor) -> tuple:
+    return (grad.device, grad.untyped_storage().data_ptr())
+
+
+def _shared_storage(task_grads) -> set:
+    """Storages that hold more than one of the gradients (those are never overwritten)."""
+    seen, shared = set(), set()
+    for grads in task_grads:
+        for grad in grads:
+            if grad is not None:
+                key = _storage_key(grad)
+                (shared if key in seen else seen).add(key)
+    return shared
+
+
+def _overwritable(grad: Tensor, shared: set) -> bool:
+    # a view is fine when it spans its whole storage (autograd returns e.g. a Linear weight's
+    # gradient as the transpose of a transposed product): nothing else can see that memory
+    return (grad.layout == torch.strided and grad.is_contiguous()
+            and grad.storage_offset() == 0
+            and grad.untyped_storage().nbytes() == grad.numel() * grad.element_size()
+            and _storage_key(grad) not in shared)
 
 
 class _InjectGradients(torch.autograd.Function):
@@ -85,7 +125,9 @@ class _InjectGradients(torch.autograd.Function):
         n = ctx.num_params
         task_grads = [flat[i : i + n] for i in range(0, len(flat), n)]
         scaled = weights * grad_output.to(device=weights.device, dtype=weights.dtype)
-        combined = combine_gradients(task_grads, scaled, finite, skip=ctx.skip)
+        # The saved gradients are freed after this (a second backward through a retained
+        # graph raises: they were modified in place), so the sums may be formed in them.
+        combined = combine_gradients(task_grads, scaled, finite, skip=ctx.skip, reuse=True)
         return (None, None, None, None, None, None, *combined)
 
 

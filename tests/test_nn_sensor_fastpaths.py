@@ -1,0 +1,69 @@
+"""The CPU fast paths of the exact sensor give exactly what the per-parameter paths give."""
+
+import math
+
+import pytest
+import torch
+from hypothesis import given
+from hypothesis import strategies as st
+
+from gaba_control.nn import _sensor as S
+
+DTYPES = [torch.float32, torch.float16, torch.bfloat16]
+CPU = torch.device("cpu")
+
+
+def _reference_norms(task_grads, shared_index):
+    """Per parameter through robust_norm, then the norm of norms (the device path)."""
+    present = [g[j] for g in task_grads for j in shared_index if g[j] is not None]
+    acc = S.accumulation_dtype(present)
+    return torch.stack([
+        torch.linalg.vector_norm(torch.stack([S.robust_norm(g[j], acc) for j in shared_index
+                                              if g[j] is not None]))
+        for g in task_grads])
+
+
+def _reference_nonfinite(task_grads, shared_index):
+    shared = set(shared_index)
+    return torch.tensor([any(not bool(torch.all(torch.isfinite(g))) for j, g in enumerate(row)
+                             if j not in shared and g is not None) for row in task_grads])
+
+
+@given(exponent=st.integers(-40, 40), dtype=st.sampled_from(DTYPES), seed=st.integers(0, 2**16),
+       special=st.sampled_from([None, math.nan, math.inf, 0.0]))
+def test_fast_paths_equal_the_per_parameter_paths(exponent, dtype, seed, special):
+    gen = torch.Generator().manual_seed(seed)
+    scale = 10.0 ** exponent
+
+    def tensor(*shape):
+        return (torch.randn(*shape, generator=gen, dtype=torch.float64) * scale).to(dtype)
+
+    grads = [[tensor(30), None, tensor(4, 3), tensor(5)],
+             [tensor(30), tensor(6), torch.zeros(12, dtype=dtype), None]]
+    if special is not None:
+        grads[1][3] = torch.full((5,), special, dtype=dtype)  # a head (not shared) gradient
+        grads[0][2] = grads[0][2].clone().fill_(special) if special == 0.0 else grads[0][2]
+    shared = [0, 1, 2]
+    fast = S.shared_norms(grads, shared, device=CPU, dtype=torch.float64)
+    assert torch.equal(fast.isnan(), _reference_norms(grads, shared).isnan())
+    finite = ~fast.isnan()
+    assert torch.equal(fast[finite], _reference_norms(grads, shared)[finite])  # bit for bit
+    assert torch.equal(S.nonfinite_elsewhere(grads, shared, device=CPU),
+                       _reference_nonfinite(grads, shared))
+
+
+def test_a_finite_head_gradient_whose_norm_overflows_is_not_flagged():
+    huge = torch.full((4,), 3e38, dtype=torch.float32)  # finite; its float32 norm is inf
+    grads = [[torch.ones(3), huge], [torch.ones(3), None]]
+    assert torch.equal(S.nonfinite_elsewhere(grads, [0], device=CPU),
+                       torch.tensor([False, False]))
+    grads[0][1] = huge.clone().index_fill_(0, torch.tensor([2]), math.nan)
+    assert torch.equal(S.nonfinite_elsewhere(grads, [0], device=CPU),
+                       torch.tensor([True, False]))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_the_float64_path_is_kept_for_float64_gradients(dtype):
+    grads = [[torch.randn(5, dtype=torch.float64), torch.randn(3).to(dtype)]]
+    assert torch.equal(S.shared_norms(grads, [0, 1], device=CPU, dtype=torch.float64),
+                       _reference_norms(grads, [0, 1]))
