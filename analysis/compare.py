@@ -815,18 +815,22 @@ class ComparisonResponse:
         lines += ["", f"{h} Paired differences vs gaba (method − gaba, per seed)", "",
                   "Mean difference over the common seeds with its two-sided 95 % t interval; "
                   "paired t-test p, Holm-adjusted over the methods of one subset and metric, "
-                  "Wilcoxon signed-rank p; d_z = mean/std of the differences. "
+                  "Wilcoxon signed-rank p; d_z = mean/std of the differences; the equivalence "
+                  "test (TOST) at the margin stated before the runs "
+                  f"({', '.join(f'{METRICS[m][0]} ±{v:g}' for m, v in EQUIVALENCE_MARGINS.items())}"
+                  "), Holm-adjusted likewise (p < 0.05: shown to lie within the margin of gaba). "
                   + "; ".join(f"{label}: {'lower' if low else 'higher'} is better"
                               for label, low in METRICS.values()) + ".", "",
                   "| subset | method | metric | n | mean diff [95 % CI] | t-test p | Holm p "
-                  "| Wilcoxon p | d_z |",
-                  "|---|---|---|---|---|---|---|---|---|"]
+                  "| Wilcoxon p | d_z | TOST Holm p |",
+                  "|---|---|---|---|---|---|---|---|---|---|"]
         for p in self.paired():
             lines.append(f"| {p['subset']} | {p['method']} | {METRICS[p['metric']][0]} | {p['n']} "
                          f"| {_fmt(p['mean'], 3)} [{_fmt(p['ci_low'], 3)}, "
                          f"{_fmt(p['ci_high'], 3)}] | {_fmt(p['t_p'], 2)} "
                          f"| {_fmt(p.get('holm_p'), 2)} "
-                         f"| {_fmt(p['wilcoxon_p'], 2)} | {_fmt(p['d_z'], 2)} |")
+                         f"| {_fmt(p['wilcoxon_p'], 2)} | {_fmt(p['d_z'], 2)} "
+                         f"| {_fmt(p.get('tost_holm_p'), 2)} |")
         lines += ["", f"{h} Weights applied and divergences", "",
                   "Smallest and largest applied weight (raw, over every step and task, "
                   "warmup included; GradNorm and DWA sum to K, uncertainty weighting is not "
@@ -1033,18 +1037,26 @@ class ComparisonResponse:
                      evidence=evidence)
 
     def _claim(self, subset, method, text, p) -> Claim:
-        real = (f"test RMSE {method} − gaba = {_fmt(p['mean'], 3)} ± {_fmt(p['std'], 2)} "
-                f"cycles over {p['n']} seeds; t-test p = {_fmt(p['t_p'], 2)}, Wilcoxon p = "
-                f"{_fmt(p['wilcoxon_p'], 2)}, d_z = {_fmt(p['d_z'], 2)}")
-        tolerance = f"p < {ALPHA} (paired t-test), sign: gaba lower; ≥ {MIN_SEEDS} seeds"
+        holm_p = p.get("holm_p", p["t_p"])
+        real = (f"test RMSE {method} − gaba = {_fmt(p['mean'], 3)} [95 % CI "
+                f"{_fmt(p['ci_low'], 3)}, {_fmt(p['ci_high'], 3)}] cycles over {p['n']} seeds "
+                f"(std {_fmt(p['std'], 2)}); t-test p = {_fmt(p['t_p'], 2)}, Holm p = "
+                f"{_fmt(holm_p, 2)}, Wilcoxon p = {_fmt(p['wilcoxon_p'], 2)}, d_z = "
+                f"{_fmt(p['d_z'], 2)}")
+        tolerance = (f"Holm-adjusted p < {ALPHA} (paired t-test over the methods of the subset), "
+                     f"sign: gaba lower; ≥ {MIN_SEEDS} seeds")
+        tost = p.get("tost_holm_p", math.nan)
+        equivalent = (f"; {method} is shown equivalent to gaba within ±{p['margin']:g} cycles "
+                      f"(TOST Holm p = {_fmt(tost, 2)})" if tost < ALPHA else "")
         if p["n"] < MIN_SEEDS:
             verdict, evidence = "not testable", f"only {p['n']} paired seeds (< {MIN_SEEDS})"
-        elif p["t_p"] < ALPHA and p["mean"] > 0:
+        elif holm_p < ALPHA and p["mean"] > 0:
             verdict, evidence = "holds", ""
-        elif p["t_p"] < ALPHA:
+        elif holm_p < ALPHA:
             verdict, evidence = "refuted", f"{method} is significantly better than gaba"
         else:
-            verdict, evidence = "refuted", f"not shown: p = {_fmt(p['t_p'], 2)} ≥ {ALPHA}"
+            verdict, evidence = "refuted", (f"not shown: Holm p = {_fmt(holm_p, 2)} ≥ {ALPHA}"
+                                            + equivalent)
         return Claim(claim=f"{subset}: {text}", source="issue 6 (feedback or schedule?)",
                      theory="—", simulation="—", real_run=real, tolerance=tolerance,
                      verdict=verdict, evidence=evidence)
