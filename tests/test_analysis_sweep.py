@@ -178,3 +178,39 @@ def test_small_real_sweep_resumes_and_rebuilds(cmapss_dir, tmp_path):
     assert again.counts(2) == (2, 2)
     assert rows[2]["test_rmse_mean"] != rows[1]["test_rmse_mean"]
     assert json.loads((out / "verdicts.json").read_text())[0]["verdict"] == "untested"
+
+
+# ----------------------------------------------------------------- report and audit
+def _committed(tmp_path, response):
+    from analysis.compare import _csv
+
+    (tmp_path / "sweep").mkdir()
+    (tmp_path / "sweep" / "runs.csv").write_text(_csv(response.rows))
+    return tmp_path / "sweep"
+
+
+def test_report_section_and_audit_rows_read_the_committed_sweep(tmp_path, monkeypatch):
+    import analysis.sweep as sweep_module
+    from analysis import seed_audit
+
+    response = _synthetic({50: 0.02, 200: -0.02, 25: 2.5})
+    monkeypatch.setattr(sweep_module, "SWEEP_RESULTS", _committed(tmp_path, response))
+    study = sweep_module.run(tmp_path / "figures", seed=0, trace=None, quick=True)
+    assert [p.name for p in study.figures] == ["sweep_warmup.png", "sweep_warmup.svg"]
+    assert "holds" in study.summary and "±1 cycles" in study.summary
+    row = seed_audit._sweep_row("000", "warmup_range", "warmup", 50, 200, "claim", "section")
+    assert row.claim.verdict == "holds" and "warmup = 50" in row.claim.real_run
+    # the λ_min claim: this sweep has no λ_min point
+    row = seed_audit._sweep_row("002", "floor_range", "lambda_min", 0.02, 0.1, "claim", "s")
+    assert row.claim.verdict == "not testable" and "no point" in row.claim.evidence
+
+
+def test_without_a_committed_sweep_the_rows_say_so(tmp_path, monkeypatch):
+    import analysis.sweep as sweep_module
+    from analysis import seed_audit
+
+    monkeypatch.setattr(sweep_module, "SWEEP_RESULTS", tmp_path / "absent")
+    study = sweep_module.run(tmp_path / "figures", seed=0, trace=None, quick=True)
+    assert study.summary.startswith("Skipped: no committed sweep results")
+    row = seed_audit._sweep_row("000", "warmup_range", "warmup", 50, 200, "claim", "section")
+    assert row.claim.verdict == "not testable" and "no committed sweep" in row.claim.evidence
