@@ -248,6 +248,22 @@ def plan_jobs(subsets, methods, seeds, *, cache: Path, base: dict, options: dict
     return jobs
 
 
+def check_job(job: Job) -> None:
+    """Raise ``ValueError``/``TypeError`` naming a setting if ``job`` would crash on it.
+
+    Called for every planned job before any runs, so that a configuration no run can
+    train is a message, not a table of crashed runs; a job recorded as a planning error
+    (e.g. a reference run that failed) is left to :func:`run_job` to record.
+    """
+    if "plan_error" in job.key:
+        return
+    from gaba_control.cmapss.train import TrainConfig, check_config
+
+    config = dict(job.config)
+    config["health_thresholds"] = tuple(config["health_thresholds"])
+    check_config(TrainConfig(**{**config, "out": job.directory}))
+
+
 def run_job(job: Job) -> dict:
     """Train ``job`` unless it is finished; return its metrics (status ok/diverged/crashed)."""
     directory = Path(job.directory)
@@ -659,6 +675,8 @@ def run_planned(subsets, methods, seeds, *, cache: Path, base: dict, options: di
         if cached_only:
             jobs = [j for j in jobs if (Path(j.directory) / "metrics.json").is_file()]
         else:
+            for job in jobs:
+                check_job(job)
             run_jobs(jobs, n_jobs=n_jobs, backend=backend, progress=progress)
         done.update({(j.subset, j.method, j.seed): j for j in jobs})
         ordered += jobs

@@ -65,6 +65,7 @@ from .compare import (
     _fmt,
     _read_csv,
     _run_row,
+    check_job,
     equivalence_test,
     holm,
     make_job,
@@ -200,6 +201,8 @@ def sweep(subset: str = "FD002", values: dict | None = None, seeds=(0, 1, 2, 3, 
     if cached_only:
         planned = [p for p in planned if (Path(p[2].directory) / "metrics.json").is_file()]
     else:
+        for _, _, job in planned:
+            check_job(job)
         run_jobs([job for _, _, job in planned], n_jobs=jobs, backend=backend, progress=progress)
     rows = []
     for i, _, job in planned:

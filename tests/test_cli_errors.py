@@ -24,6 +24,13 @@ def _run(args, cwd):
      (["compare", "--seeds", "-1", "--out", "{dir}/c", "--cache", "{dir}/cache"],
       "seeds must be ints >= 0"),
      (["compare", "--out", "{file}", "--cache", "{dir}/cache"], "exists and is not a directory"),
+     # accepted before, then every run crashed on it and the command exited 0
+     (["compare", "--threads", "-1", "--out", "{dir}/c", "--cache", "{dir}/cache"],
+      "threads must be >= 1"),
+     (["sweep", "--margin", "nan", "--out", "{dir}/s", "--cache", "{dir}/cache"],
+      "margin must be a finite number > 0"),
+     (["sweep", "--epochs", "0", "--out", "{dir}/s", "--cache", "{dir}/cache"],
+      "epochs must be >= 1"),
      (["identify", "--operating-points", "0.9", "--amplitude", "0.5", "--cache",
        "{dir}/cache", "--train-only"], "must be < 1"),
      (["train", "--method", "fixed", "--weights", "1", "-1", "--out", "{dir}/t"], ">= 0")],

@@ -2,10 +2,11 @@
 
 Property: any mix of hostile values for their numeric flags either stops at parsing
 (exit 2), or is refused with exit 2 and a one-line message naming a flag or setting, or is
-accepted and the (tiny) job finishes with exit 0; never an exception, never a write outside
-the folders given (the working directory is a fresh folder, so a stray relative default
-would show). In-process through :func:`analysis.cli.main`; ``tests/test_cli_errors.py``
-checks the same promises through real subprocesses.
+accepted and every (tiny) run finishes ok or diverged with exit 0 (none crashes on a setting
+that was accepted); never an exception, never a write outside the folders given (the
+working directory is a fresh folder, so a stray relative default would show). In-process
+through :func:`analysis.cli.main`; ``tests/test_cli_errors.py`` checks the same promises
+through real subprocesses.
 """
 
 from __future__ import annotations
@@ -55,6 +56,12 @@ def _run(tmp_path_factory, capsys, command, base, flags):
         assert any(name in last for name in NAMES) or "usage:" in err or "invalid" in err, (
             argv, err)
     assert {p.name for p in root.iterdir()} <= {"out", "cache"}, (argv, list(root.iterdir()))
+    if status == 0:  # accepted: no run may then crash on a setting ("accepted, fails later")
+        import csv
+
+        with open(root / "out" / "runs.csv", newline="") as handle:
+            statuses = [row["status"] for row in csv.DictReader(handle)]
+        assert statuses and set(statuses) <= {"ok", "diverged"}, (argv, statuses)
     return status
 
 

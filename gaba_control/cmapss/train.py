@@ -317,6 +317,12 @@ def _checked(config: TrainConfig) -> TrainConfig:
     return config
 
 
+def check_config(config: TrainConfig) -> TrainConfig:
+    """The resolved ``config`` if :func:`train` would accept it, else ``ValueError``/``TypeError``
+    naming the setting (what ``compare`` and ``sweep`` check before running any job)."""
+    return _checked(config.resolved())
+
+
 @contextlib.contextmanager
 def _torch_settings(threads: int | None):
     """Thread count and deterministic algorithms for the run; restored afterwards."""
