@@ -435,16 +435,17 @@ def _sweep_row(seed: str, key: str, parameter: str, low: float, high: float, cla
         f"{parameter} = {e['value']:g}: Δ {e['diff']:+.2f} [90 % CI {e['ci90'][0]:+.2f}, "
         f"{e['ci90'][1]:+.2f}], TOST Holm p {e['tost_holm_p']:.2g}, t Holm p "
         f"{e['t_holm_p']:.2g}" for e in v["points"])
-    real = (f"{v['subset']}, GABA × {len(v['seeds'])} seeds per point, test RMSE paired "
-            f"against the centre: {points}")
+    seeds = sorted({e["n"] for e in v["points"]})
+    real = (f"{v['subset']}, GABA, test RMSE paired by seed against the centre (n = "
+            f"{'/'.join(map(str, seeds)) or 0} seeds per point): {points}")
     verdict = {"holds": "holds", "refuted": "refuted"}.get(v["verdict"], "not testable")
     evidence = {"holds": f"every point in range equivalent to the centre within "
                          f"±{v['margin']:g} cycles (TOST, Holm over the sweep's points)",
                 "refuted": "a point in range differs from the centre (paired t, Holm) and is "
                            f"not equivalent within ±{v['margin']:g} cycles",
-                "not shown": f"inconclusive at {len(v['seeds'])} seeds: no point in range "
-                             f"differs significantly, yet equivalence within ±{v['margin']:g} "
-                             "cycles is not shown for all (more seeds needed)",
+                "not shown": f"inconclusive at {'/'.join(map(str, seeds))} seeds: no point in "
+                             "range differs significantly, yet equivalence within "
+                             f"±{v['margin']:g} cycles is not shown for all (more seeds needed)",
                 "untested": "the sweep has no point of this range"}[v["verdict"]]
     return _item(seed, key, claim, section, theory="—", simulation="—", real_run=real,
                  tolerance=f"TOST margin ±{v['margin']:g} cycles, α = 0.05", verdict=verdict,

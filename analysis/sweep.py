@@ -346,10 +346,11 @@ class SettingsSweepResponse:
                  "| TOST 90 % CI | TOST Holm p | floor | share |",
                  "|---|---|---|---|---|---|---|---|---|---|---|---|"]
         for r in self.summary():
-            diff = ("—" if not r["point"] else
+            paired = r["point"] and r[f"{PRIMARY}_diff_n"] >= 2
+            diff = ("—" if not paired else
                     f"{r[f'{PRIMARY}_diff_mean']:+.2f} [{r[f'{PRIMARY}_diff_ci_low']:+.2f}, "
                     f"{r[f'{PRIMARY}_diff_ci_high']:+.2f}]")
-            tost = ("—" if not r["point"] else
+            tost = ("—" if not paired or not np.isfinite(r["tost_ci90_low"]) else
                     f"[{r['tost_ci90_low']:+.2f}, {r['tost_ci90_high']:+.2f}]")
             lines.append(
                 f"| {r['point']} | {r['beta']:g} | {r['lambda_min']:g} | {r['warmup']} | "
@@ -363,10 +364,10 @@ class SettingsSweepResponse:
             lines += ["", f"{h} The seeds' robustness claims", ""]
             for v in verdicts:
                 lines.append(f"* seed {v['seed']}: {v['claim']}: **{v['verdict']}** "
-                             f"({v['subset']}, {v['metric']}, margin ±{v['margin']:g}, "
-                             f"{len(v['seeds'])} seeds; points "
-                             + ", ".join(f"{e['value']:g}: TOST Holm p {_fmt(e['tost_holm_p'], 2)}"
-                                         f", t Holm p {_fmt(e['t_holm_p'], 2)}"
+                             f"({v['subset']}, {v['metric']}, margin ±{v['margin']:g}; points "
+                             + ", ".join(f"{e['value']:g} (n = {e['n']}): TOST Holm p "
+                                         f"{_fmt(e['tost_holm_p'], 2)}, t Holm p "
+                                         f"{_fmt(e['t_holm_p'], 2)}"
                                          for e in v["points"]) + ")")
         return "\n".join(lines) + "\n"
 
@@ -398,8 +399,8 @@ class SettingsSweepResponse:
             raise ValueError(f"parameter must be among {list(PARAMETERS)}, got {parameter!r}")
         _, label, log = PARAMETERS[parameter]
         centre = self.points[0]
-        summary = [r for r in self.summary()
-                   if all(r[k] == centre[k] for k in PARAMETERS if k != parameter)]
+        summary = [r for r in self.summary()  # points with runs, varying this parameter only
+                   if r["n_ok"] and all(r[k] == centre[k] for k in PARAMETERS if k != parameter)]
         summary.sort(key=lambda r: r[parameter])
         x = np.array([r[parameter] for r in summary], float)
         if fig is None:
