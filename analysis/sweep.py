@@ -228,6 +228,10 @@ def settings_sweep_response(runs_csv: Path, *, margin: float = MARGIN) -> Settin
             row[name] = kind(float(row[name]))
         points.setdefault(row["point"], {k: row[k] for k in PARAMETERS})
     ordered = tuple(points[i] for i in sorted(points))
+    # points without runs are absent from runs.csv: renumber the rest by position
+    position = {i: k for k, i in enumerate(sorted(points))}
+    for row in rows:
+        row["point"] = position[row["point"]]
     centre = ordered[0]
     varied = tuple(k for k in PARAMETERS if any(p[k] != centre[k] for p in ordered))
     subsets = {row["subset"] for row in rows}

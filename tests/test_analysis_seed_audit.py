@@ -62,8 +62,10 @@ def test_every_seed_is_audited_with_each_verdict_kind(audit):
 
 
 def test_without_a_trace_real_run_cells_say_so(audit):
+    from_results = {"warmup_range", "floor_range"}  # read the committed sweep, not a trace
     for item in audit.items:
-        assert item.claim.real_run == "no trace given"
+        if item.key not in from_results:
+            assert item.claim.real_run == "no trace given"
 
 
 def test_run_quick_writes_figures_and_table(tmp_path):

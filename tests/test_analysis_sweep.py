@@ -214,3 +214,19 @@ def test_without_a_committed_sweep_the_rows_say_so(tmp_path, monkeypatch):
     assert study.summary.startswith("Skipped: no committed sweep results")
     row = seed_audit._sweep_row("000", "warmup_range", "warmup", 50, 200, "claim", "section")
     assert row.claim.verdict == "not testable" and "no committed sweep" in row.claim.evidence
+
+
+def test_a_committed_sweep_with_missing_points_reads_back_the_same(tmp_path):
+    # regression: points without runs are absent from runs.csv; their indices must not shift
+    # the others (the audit once paired W = 200 with nothing and W = 50 with λ_min = 0.1)
+    from analysis.compare import _csv
+
+    full = _synthetic({50: 0.3, 200: -0.2, 400: 1.0})
+    rows = [r for r in full.rows if r["warmup"] != 50]  # point 1 (W = 50) never ran
+    (tmp_path / "runs.csv").write_text(_csv(rows))
+    again = settings_sweep_response(tmp_path / "runs.csv")
+    assert [p["warmup"] for p in again.points] == [100, 200, 400]
+    by_w = {r["warmup"]: r for r in again.summary()}
+    expected = {r["warmup"]: r for r in full.summary()}
+    for w in (200, 400):
+        assert by_w[w]["test_rmse_diff_mean"] == pytest.approx(expected[w]["test_rmse_diff_mean"])
