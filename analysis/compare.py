@@ -248,6 +248,18 @@ def plan_jobs(subsets, methods, seeds, *, cache: Path, base: dict, options: dict
     return jobs
 
 
+#: the most parallel jobs or torch threads a command takes (beyond it a typo, not a machine)
+MAX_PARALLEL = 1024
+
+
+def check_jobs(jobs) -> int:
+    """``jobs`` if it is an int in [1, MAX_PARALLEL], else ``ValueError`` naming it."""
+    if isinstance(jobs, bool) or not isinstance(jobs, (int, np.integer)) or not (
+            1 <= jobs <= MAX_PARALLEL):
+        raise ValueError(f"jobs must be an int in [1, {MAX_PARALLEL}], got {jobs!r}")
+    return int(jobs)
+
+
 def check_job(job: Job) -> None:
     """Raise ``ValueError``/``TypeError`` naming a setting if ``job`` would crash on it.
 
@@ -634,6 +646,7 @@ def compare(
     if out.exists() and not out.is_dir():  # found now, not after hours of training
         raise ValueError(f"--out {out} exists and is not a directory")
     cache = Path(cache) if cache is not None else DEFAULT_CACHE
+    jobs = check_jobs(jobs)
     if threads is None and jobs > 1:
         threads = 1
     base = _base_config(quick=quick, epochs=epochs, threads=threads, **train_kwargs)

@@ -66,6 +66,7 @@ from .compare import (
     _read_csv,
     _run_row,
     check_job,
+    check_jobs,
     equivalence_test,
     holm,
     make_job,
@@ -192,6 +193,7 @@ def sweep(subset: str = "FD002", values: dict | None = None, seeds=(0, 1, 2, 3, 
     if out.exists() and not out.is_dir():
         raise ValueError(f"--out {out} exists and is not a directory")
     train_kwargs["data_dir"] = str(default_data_dir(train_kwargs.get("data_dir")))
+    jobs = check_jobs(jobs)
     if threads is None and jobs > 1:
         threads = 1
     base = _base_config(quick=quick, epochs=epochs, threads=threads, **train_kwargs)

@@ -305,6 +305,8 @@ def _checked(config: TrainConfig) -> TrainConfig:
     for name in ("max_batches", "threads"):
         if getattr(config, name) is not None:
             check_positive_int(getattr(config, name), name)
+    if config.threads is not None and config.threads > 1024:  # torch takes a C int
+        raise ValueError(f"threads must be an int in [1, 1024], got {config.threads!r}")
     for name in ("lr", "rul_scale"):
         value = getattr(config, name)
         if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
