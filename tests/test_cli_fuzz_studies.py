@@ -36,18 +36,23 @@ FUZZ = settings(deadline=None, max_examples=int(os.environ.get("GABA_FUZZ_EXAMPL
                                        HealthCheck.too_slow])
 
 
+def _main_in(root: Path, argv: list) -> int:
+    """``main(argv)`` with ``root`` as the working directory (restored afterwards)."""
+    cwd = Path.cwd()
+    os.chdir(root)
+    try:
+        return main(argv)
+    finally:
+        os.chdir(cwd)
+
+
 def _run(tmp_path_factory, capsys, command, base, flags):
     root = tmp_path_factory.mktemp("fuzz")
     argv = [command, *base, "--out", "out", "--cache", "cache", "--no-figures",
             "--no-progress"]
     for flag, value in flags:
         argv += [flag, value]
-    cwd = Path.cwd()
-    os.chdir(root)
-    try:
-        status = main(argv)
-    finally:
-        os.chdir(cwd)
+    status = _main_in(root, argv)
     err = capsys.readouterr().err
     assert status in (0, 2), (argv, status, err)
     if status == 2:
@@ -95,19 +100,14 @@ def test_hostile_sweep_arguments(tmp_path_factory, capsys, cmapss_dir, flags):
                       min_size=1, max_size=2, unique_by=lambda t: t[0]))
 def test_hostile_report_arguments_fail_cleanly(tmp_path_factory, capsys, flags):
     # only what is refused: a report that is accepted runs for minutes, tested elsewhere
-    flags = [(f, v) for f, v in flags]
+    flags = list(flags)
     if not any(f == "--trace" for f, _ in flags):
         flags.append(("--trace", "missing.npz"))
     root = tmp_path_factory.mktemp("fuzz")
     argv = ["report", "--quick", "--outdir", "out", "--no-progress"]
     for flag, value in flags:
         argv += [flag, value]
-    cwd = Path.cwd()
-    os.chdir(root)
-    try:
-        status = main(argv)
-    finally:
-        os.chdir(cwd)
+    status = _main_in(root, argv)
     err = capsys.readouterr().err
     assert status == 2 and "Traceback" not in err, (argv, status, err)
     assert not [p for p in root.rglob("*") if p.is_file()], (argv, list(root.rglob("*")))
