@@ -1191,6 +1191,20 @@ def _summary_text(response: ComparisonResponse, found: Path) -> str:
 
 
 # ------------------------------------------------------------------------------ CLI
+def add_engine_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--cache``, ``--jobs``, ``--threads``, ``--backend``: how a command's jobs run."""
+    parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE,
+                        help="run directories, shared between commands (default %(default)s)")
+    parser.add_argument("--jobs", type=int, default=1,
+                        help="parallel jobs; each uses one torch thread when > 1 (default 1)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch threads per job (default 1 with --jobs > 1)")
+    parser.add_argument("--backend", default="loky",
+                        choices=("loky", "multiprocessing", "threading", "dask", "ray"),
+                        help="joblib backend (default loky: local processes); dask uses "
+                        "$DASK_SCHEDULER_ADDRESS or a local cluster, ray uses $RAY_ADDRESS")
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """The ``compare`` command's options."""
     from gaba_control.cmapss.data import SUBSETS
@@ -1205,16 +1219,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
                         help="training seeds (default 0 1 2)")
     parser.add_argument("--out", type=Path, default=Path("results/compare"),
                         help="tables and figures (default results/compare)")
-    parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE,
-                        help="run directories, shared between comparisons (default %(default)s)")
-    parser.add_argument("--jobs", type=int, default=1,
-                        help="parallel jobs; each uses one torch thread when > 1 (default 1)")
-    parser.add_argument("--threads", type=int, default=None,
-                        help="torch threads per job (default 1 with --jobs > 1)")
-    parser.add_argument("--backend", default="loky",
-                        choices=("loky", "multiprocessing", "threading", "dask", "ray"),
-                        help="joblib backend (default loky: local processes); dask uses "
-                        "$DASK_SCHEDULER_ADDRESS or a local cluster, ray uses $RAY_ADDRESS")
+    add_engine_arguments(parser)
     parser.add_argument("--quick", action="store_true",
                         help="smoke configuration (2 epochs of 30 batches, warmup 10)")
     parser.add_argument("--epochs", type=int, default=None, help="epochs per run")

@@ -65,6 +65,7 @@ from .compare import (
     _fmt,
     _read_csv,
     _run_row,
+    add_engine_arguments,
     check_job,
     check_jobs,
     equivalence_test,
@@ -499,14 +500,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
                         help=f"equivalence margin of test RMSE in cycles (default {MARGIN:g})")
     parser.add_argument("--out", type=Path, default=Path("results/sweep"),
                         help="tables and figures (default results/sweep)")
-    parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE,
-                        help="run directories, shared with compare (default %(default)s)")
-    parser.add_argument("--jobs", type=int, default=1, help="parallel jobs (default 1)")
-    parser.add_argument("--threads", type=int, default=None,
-                        help="torch threads per job (default 1 with --jobs > 1)")
-    parser.add_argument("--backend", default="loky",
-                        choices=("loky", "multiprocessing", "threading", "dask", "ray"),
-                        help="joblib backend, as for compare")
+    add_engine_arguments(parser)
     parser.add_argument("--quick", action="store_true",
                         help="smoke configuration (2 epochs of 30 batches)")
     parser.add_argument("--epochs", type=int, default=None, help="epochs per run")
