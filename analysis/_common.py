@@ -14,8 +14,8 @@ import matplotlib.pyplot as plt
 
 from gaba_control._io import atomic_path, atomic_write_text
 
-__all__ = ["VERDICTS", "Claim", "Study", "atomic_write_text", "new_figure", "results_dir",
-           "save_figure", "style"]
+__all__ = ["FIGURE_FORMATS", "VERDICTS", "Claim", "Finding", "Study", "atomic_write_text",
+           "new_figure", "results_dir", "save_figure", "style"]
 
 VERDICTS = ("holds", "refuted", "not testable")
 
@@ -33,7 +33,7 @@ def results_dir() -> Path:
 
 STYLE = {
     "figure.dpi": 110,
-    "savefig.dpi": 130,
+    "savefig.dpi": 300,
     "font.size": 9,
     "axes.titlesize": 10,
     "axes.grid": True,
@@ -60,14 +60,22 @@ def new_figure(nrows: int = 1, ncols: int = 1, *, width: float = 6.4, height: fl
         return plt.subplots(nrows, ncols, figsize=(width, height), layout="constrained", **kw)
 
 
+#: every figure is written in these formats; the metadata that would vary run to run is dropped
+FIGURE_FORMATS = (
+    ("png", {"Software": None}),  # raster at savefig.dpi = 300, embedded in REPORT.md
+    ("svg", {"Date": None, "Creator": None}),
+    ("pdf", {"CreationDate": None, "Creator": None, "Producer": None}),  # vector, for papers
+)
+
+
 def save_figure(fig, outdir: Path, name: str) -> list[Path]:
-    """Save ``fig`` as ``name.png`` and ``name.svg`` atomically and deterministically; close it."""
+    """Save ``fig`` as ``name.png`` (300 dpi), ``.svg`` and ``.pdf``, atomically and
+    deterministically (no dates or tool versions in the files); close it."""
     outdir = Path(outdir)
     outdir.mkdir(parents=True, exist_ok=True)
     written = []
     with plt.rc_context(STYLE):
-        formats = (("png", {"Software": None}), ("svg", {"Date": None, "Creator": None}))
-        for ext, metadata in formats:
+        for ext, metadata in FIGURE_FORMATS:
             target = outdir / f"{name}.{ext}"
             with atomic_path(target, suffix=f".{ext}") as temporary:
                 fig.savefig(temporary, format=ext, metadata=metadata)
@@ -78,10 +86,11 @@ def save_figure(fig, outdir: Path, name: str) -> list[Path]:
 
 @dataclass(frozen=True)
 class Claim:
-    """One row of the verification table.
+    """One row of the audit (the report's appendix).
 
     ``verdict`` is ``"holds"``, ``"refuted"`` or ``"not testable"``; ``evidence``
-    says how it was decided (and, when refuted, the correct value).
+    says how it was decided (and, when refuted, the correct value); ``figure``
+    names the figure (its file stem) that shows the evidence, when one does.
     """
 
     claim: str
@@ -92,15 +101,36 @@ class Claim:
     tolerance: str
     verdict: str
     evidence: str = ""
+    figure: str = ""
 
     def __post_init__(self):
         if self.verdict not in VERDICTS:
             raise ValueError(f"verdict must be one of {VERDICTS}, got {self.verdict!r}")
 
 
+@dataclass(frozen=True)
+class Finding:
+    """One entry of the report's first page: a measured statement and where its evidence is.
+
+    ``text`` is Markdown with the numbers the study computed; ``figure`` the
+    stem of the figure that shows it (linked as "Figure N"), if any.
+    """
+
+    text: str
+    figure: str = ""
+
+
 @dataclass
 class Study:
-    """What a study hands to the report: its title, figures, text and claims."""
+    """What a study hands to the report.
+
+    ``title`` (unnumbered: the report numbers the sections), ``summary`` text
+    (Markdown; ``{fig:STEM}`` and ``{tab:HEADING}`` become "Figure N"/"Table N"
+    links), ``figures`` (the files :func:`save_figure` wrote), ``captions``
+    (figure stem → caption; every figure needs one), ``claims`` (audit rows),
+    ``tables`` (Markdown; each pipe table follows a ``### heading``, which
+    becomes its numbered caption) and ``findings`` (for the first page).
+    """
 
     name: str
     title: str
@@ -108,3 +138,5 @@ class Study:
     figures: list[Path] = field(default_factory=list)
     claims: list[Claim] = field(default_factory=list)
     tables: list[str] = field(default_factory=list)
+    captions: dict[str, str] = field(default_factory=dict)
+    findings: list[Finding] = field(default_factory=list)

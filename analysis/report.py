@@ -1,4 +1,4 @@
-"""Run every study and write ``figures/REPORT.md`` with the verification table.
+"""Run every study and write ``figures/REPORT.md``: findings, sections, the audit appendix.
 
 Usage: ``gaba-control report [--outdir figures] [--trace TRACE.npz | --train] [--quick]``.
 
@@ -149,17 +149,28 @@ def _escape(text: str) -> str:
     return str(text).replace("|", "\\|").replace("\n", " ")
 
 
-def claims_table(claims: list[Claim]) -> str:
-    """The verification table as Markdown."""
-    header = ("| # | claim | source | theory | simulation | real run | tolerance | verdict |\n"
-              "| --- | --- | --- | --- | --- | --- | --- | --- |")
-    rows = []
-    for i, c in enumerate(claims, 1):
-        verdict = {"holds": "holds", "refuted": "**refuted**", "not testable": "not testable"}
-        cells = [str(i), c.claim, c.source, c.theory, c.simulation, c.real_run, c.tolerance,
-                 verdict[c.verdict] + (f": {c.evidence}" if c.evidence else "")]
-        rows.append("| " + " | ".join(_escape(cell) for cell in cells) + " |")
-    return "\n".join([header, *rows])
+#: the prefix of each study's claim IDs (an ID is prefix-hash, stable while the claim's
+#: wording and source stay the same, whatever rows are added or removed around it)
+ID_PREFIX = {"bode": "BOD", "step_response": "STP", "noise": "NOI", "bounds": "BND",
+             "closed_loop": "CLP", "field": "FLD", "real_loop": "REL", "compare": "CMP",
+             "sweep": "SWP", "identify": "IDN", "seed_audit": "AUD"}
+VERDICT_ORDER = ("refuted", "not testable", "holds")  # the appendix lists refuted rows first
+
+
+def claim_id(study: str, claim: Claim) -> str:
+    """A short stable ID, e.g. ``BOD-3f2a``: study prefix and a hash of the claim and source."""
+    import hashlib
+
+    digest = hashlib.sha256(f"{claim.source}\x00{claim.claim}".encode()).hexdigest()[:4]
+    return f"{ID_PREFIX.get(study, study[:3].upper())}-{digest}"
+
+
+def claim_group(claim: Claim) -> str:
+    """The appendix group of a claim: the first seed its source names, else "toolkit"."""
+    import re
+
+    found = re.search(r"seed (\d{3})", claim.source)
+    return f"seed {found.group(1)}" if found else "toolkit"
 
 
 def describe_trace(trace) -> str:
@@ -167,6 +178,173 @@ def describe_trace(trace) -> str:
     c = trace.controller
     return (f"{trace.subset} {trace.method}, seed {trace.seed}, {len(trace)} steps "
             f"(K={c['num_tasks']}, β={c['beta']}, W={c['warmup']}, λ_min={c['lambda_min']})")
+
+
+class _Numbering:
+    """Section, figure and table numbers of one report, and the links to them."""
+
+    def __init__(self, studies):
+        import re
+
+        self.section = {s.name: i for i, s in enumerate(studies, 1)}
+        self.figure: dict[str, int] = {}
+        self.table: dict[tuple[str, int], int] = {}  # (study, its k-th table) → number
+        self.table_caption: dict[int, str] = {}
+        for s in studies:
+            for stem in _figure_stems(s):
+                self.figure.setdefault(stem, len(self.figure) + 1)
+            for k, caption in enumerate(_table_captions(s)):
+                n = self.table[(s.name, k)] = len(self.table) + 1
+                self.table_caption[n] = caption
+        self._cite = re.compile(r"\{(fig|tab):([^{}]+)\}")
+
+    def figure_link(self, stem: str) -> str:
+        if stem not in self.figure:
+            raise ValueError(f"the text cites figure {stem!r}, which no study wrote")
+        return f"[Figure {self.figure[stem]}](#fig-{stem})"
+
+    def table_link(self, heading: str) -> str:
+        matches = [n for n, c in self.table_caption.items() if c.startswith(heading)]
+        if len(matches) != 1:
+            raise ValueError(f"the text cites table {heading!r}: {len(matches)} tables match")
+        return f"[Table {matches[0]}](#tab-{matches[0]})"
+
+    def section_link(self, study: str, title: str) -> str:
+        return f"[§{self.section[study]}](#sec-{study})"
+
+    def cite(self, text: str) -> str:
+        """Replace ``{fig:STEM}`` and ``{tab:HEADING}`` by numbered links."""
+        return self._cite.sub(lambda m: (self.figure_link if m.group(1) == "fig"
+                                         else self.table_link)(m.group(2)), text)
+
+
+def _figure_stems(study) -> list[str]:
+    return [Path(f).stem for f in study.figures if str(f).endswith(".png")]
+
+
+def _title(study) -> str:
+    import re
+
+    return re.sub(r"^\d+\.\s*", "", study.title)  # the report numbers the sections
+
+
+def _table_blocks(text: str):
+    """``(caption or None, lines before the table, table lines)`` for each pipe table."""
+    lines, blocks, pending, caption = text.strip().splitlines(), [], [], None
+    i = 0
+    while i < len(lines):
+        if lines[i].startswith("|"):
+            j = i
+            while j < len(lines) and lines[j].startswith("|"):
+                j += 1
+            blocks.append((caption, pending, lines[i:j]))
+            pending, caption, i = [], None, j
+            continue
+        if lines[i].startswith("#"):
+            caption = lines[i].lstrip("#").strip()
+        else:
+            pending.append(lines[i])
+        i += 1
+    return blocks, pending
+
+
+def _table_captions(study) -> list[str]:
+    return [caption or "" for text in study.tables for caption, _, _ in _table_blocks(text)[0]]
+
+
+def _render_tables(study, numbers: _Numbering) -> list[str]:
+    out, k = [], 0
+    for text in study.tables:
+        blocks, tail = _table_blocks(text)
+        for caption, before, table in blocks:
+            if before and any(line.strip() for line in before):
+                out += [numbers.cite("\n".join(before)).strip(), ""]
+            n = numbers.table[(study.name, k)]
+            k += 1
+            out += [f'<a id="tab-{n}"></a>', "", f"**Table {n}.** {caption or ''}".rstrip(), "",
+                    *table, ""]
+        if any(line.strip() for line in tail):
+            out += [numbers.cite("\n".join(tail)).strip(), ""]
+    return out
+
+
+def _render_figure(study, stem: str, numbers: _Numbering) -> list[str]:
+    n = numbers.figure[stem]
+    caption = numbers.cite(study.captions.get(stem, "").strip())
+    formats = " · ".join(f"[{ext.upper()}]({stem}.{ext})" for ext in ("pdf", "svg"))
+    return [f'<a id="fig-{stem}"></a>', "", f"![Figure {n}: {stem}]({stem}.png)", "",
+            f"**Figure {n}.** {caption} ({formats})", ""]
+
+
+def render_findings(studies, numbers: _Numbering) -> list[str]:
+    """The first page: each study's findings, with links to their section and figure."""
+    lines = ["## Findings", ""]
+    k = 0
+    for study in studies:
+        for finding in study.findings:
+            k += 1
+            where = [numbers.section_link(study.name, _title(study))]
+            if finding.figure:
+                where.append(numbers.figure_link(finding.figure))
+            lines.append(f"{k}. {numbers.cite(finding.text.strip())} ({', '.join(where)})")
+    if not k:
+        lines.append("No study reported findings in this configuration.")
+    return [*lines, ""]
+
+
+def render_contents(studies) -> list[str]:
+    lines = ["## Contents", "", "- [Findings](#findings)"]
+    lines += [f"- [{i}. {_title(s)}](#sec-{s.name})" for i, s in enumerate(studies, 1)]
+    lines += ["- [Appendix A. The audit: every claim and its verdict](#appendix-a)",
+              "- [Appendix B. Run times](#appendix-b)", ""]
+    return lines
+
+
+def render_audit(studies, numbers: _Numbering) -> list[str]:
+    """Appendix A: every claim, grouped by the seed that makes it, refuted first, with IDs."""
+    rows = [(claim_group(c), s, c) for s in studies for c in s.claims]
+    groups = sorted({g for g, _, _ in rows}, key=lambda g: (g == "toolkit", g))
+    lines = ['<a id="appendix-a"></a>', "", "## Appendix A. The audit: every claim and its verdict",
+             "",
+             "Each claim of the seeds (and each check the toolkit makes of itself) with the "
+             "theory, simulation and real-run evidence that decided it, the tolerance it was "
+             "held to and the verdict. IDs are stable (study prefix and a hash of the claim "
+             "and its source); each row links to the section and, where one shows it, the "
+             "figure with the evidence. Grouped by the seed that makes the claim, refuted "
+             "rows first.", "",
+             "| group | claims | hold | refuted | not testable |",
+             "| --- | --- | --- | --- | --- |"]
+    for g in groups:
+        vs = [c.verdict for gg, _, c in rows if gg == g]
+        lines.append(f"| [{g}](#audit-{g.replace(' ', '-')}) | {len(vs)} | {vs.count('holds')} | "
+                     f"{vs.count('refuted')} | {vs.count('not testable')} |")
+    vs = [c.verdict for _, _, c in rows]
+    lines += [f"| all | {len(vs)} | {vs.count('holds')} | {vs.count('refuted')} | "
+              f"{vs.count('not testable')} |", ""]
+    seen: set[str] = set()
+    for g in groups:
+        lines += [f'<a id="audit-{g.replace(" ", "-")}"></a>', "", f"### {g}", ""]
+        members = [(s, c) for gg, s, c in rows if gg == g]
+        members.sort(key=lambda sc: VERDICT_ORDER.index(sc[1].verdict))
+        for study, c in members:
+            cid = claim_id(study.name, c)
+            if cid in seen:
+                raise ValueError(f"two claims share the ID {cid}: {c.claim!r}")
+            seen.add(cid)
+            verdict = {"refuted": "**refuted**", "holds": "holds",
+                       "not testable": "*not testable*"}[c.verdict]
+            where = [numbers.section_link(study.name, _title(study))]
+            if c.figure:
+                where.append(numbers.figure_link(c.figure))
+            lines += [f'<a id="{cid}"></a>**{cid}** {verdict}: {_escape(c.claim)} '
+                      f"({_escape(c.source)}; evidence {', '.join(where)})", ""]
+            details = [("theory", c.theory), ("simulation", c.simulation),
+                       ("real run", c.real_run), ("tolerance", c.tolerance),
+                       ("verdict", c.evidence)]
+            lines += [f"- {name}: {_escape(value)}" for name, value in details
+                      if value and value not in ("—", "n/a")]
+            lines.append("")
+    return lines
 
 
 def render(studies, *, trace, seed, quick, timings) -> str:
@@ -181,6 +359,7 @@ def render(studies, *, trace, seed, quick, timings) -> str:
     counts = {v: sum(c.verdict == v for c in claims) for v in ("holds", "refuted", "not testable")}
     source = ("real trace: " + describe_trace(trace)) if trace is not None else (
         "synthetic gradients only (pass `--trace` or `--train` for the real-data rows)")
+    numbers = _Numbering(studies)
     lines = [
         "# GABA as a control loop: verification report",
         "",
@@ -190,22 +369,24 @@ def render(studies, *, trace, seed, quick, timings) -> str:
         f"numpy {np.__version__}, scipy {scipy.__version__}, control {control.__version__}, "
         f"torch {torch.__version__}",
         f"- seed {seed}{', quick configuration' if quick else ''}; {source}",
-        f"- {len(claims)} claims: {counts['holds']} hold, {counts['refuted']} refuted, "
-        f"{counts['not testable']} not testable",
+        f"- {len(claims)} claims audited ([Appendix A](#appendix-a)): {counts['holds']} hold, "
+        f"{counts['refuted']} refuted, {counts['not testable']} not testable",
+        "- conventions: steps and epochs are counted from 1; \"±\" is one standard deviation "
+        "across seeds or runs unless a row says otherwise; intervals in brackets are 95 % "
+        "confidence intervals; each table states its window and its number of runs",
         "",
-        "## Verification table",
-        "",
-        claims_table(claims),
-        "",
+        *render_findings(studies, numbers),
+        *render_contents(studies),
     ]
-    for study in studies:
-        lines += [f"## {study.title}", "", study.summary.strip(), ""]
-        for table in study.tables:
-            lines += [table.strip(), ""]
-        for fig in study.figures:
-            if str(fig).endswith(".png"):
-                lines += [f"![{Path(fig).stem}]({Path(fig).name})", ""]
-    lines += ["## Run times", "", "| study | seconds |", "| --- | --- |"]
+    for i, study in enumerate(studies, 1):
+        lines += [f'<a id="sec-{study.name}"></a>', "", f"## {i}. {_title(study)}", "",
+                  numbers.cite(study.summary.strip()), ""]
+        lines += _render_tables(study, numbers)
+        for stem in _figure_stems(study):
+            lines += _render_figure(study, stem, numbers)
+    lines += render_audit(studies, numbers)
+    lines += ['<a id="appendix-b"></a>', "", "## Appendix B. Run times", "",
+              "| study | seconds |", "| --- | --- |"]
     lines += [f"| {name.split('.')[-1]} | {sec:.1f} |" for name, sec in timings.items()]
     return "\n".join(lines) + "\n"
 

@@ -13,7 +13,7 @@ a real torch training trace.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -107,6 +107,7 @@ class TraceOverlay:
     beta: float
     first_active: int  # index of the first step with an EMA update (−1 if none)
     replay_error: float  # max |numpy replay − recorded λ*| (nan when the trace cannot be replayed)
+    task_names: tuple[str, ...] = ()  # the trace's task names (panel labels)
 
     @property
     def jump(self) -> float:
@@ -155,13 +156,12 @@ def trace_overlay(trace, *, horizon: int | None = None) -> TraceOverlay:
     trace : gaba_control.trace.Trace
         A recorded run (from step 1).
     horizon : int, optional
-        Steps to keep; default ``W + 5τ`` (all if the trace is shorter).
+        Steps to keep (the window of ``raw_mean`` and the RMS error); default the whole trace.
     """
     config = trace.controller
     k, beta = int(config["num_tasks"]), float(config["beta"])
     warmup, lambda_min = int(config["warmup"]), float(config["lambda_min"])
-    tau = theory.time_constant(beta)
-    n_keep = min(len(trace), horizon or warmup + round(5 * tau))
+    n_keep = min(len(trace), horizon or len(trace))
     steps = np.asarray(trace.step[:n_keep])
     update = np.asarray(trace.active[:n_keep], bool) & np.asarray(trace.valid[:n_keep], bool)
     raw = np.asarray(trace.raw[:n_keep], float)
@@ -179,7 +179,9 @@ def trace_overlay(trace, *, horizon: int | None = None) -> TraceOverlay:
     label = f"{trace.subset or 'C-MAPSS'} {trace.method} (seed {trace.seed})"
     return TraceOverlay(label, steps, np.asarray(trace.weights[:n_keep], float),
                         np.asarray(trace.ema[:n_keep], float), raw, prediction, raw_mean, warmup,
-                        beta, _first(update), replay_error)
+                        beta, _first(update), replay_error,
+                        tuple(str(n).upper() if len(str(n)) <= 3 else str(n)
+                              for n in trace.task_names))
 
 
 @dataclass(frozen=True)
@@ -283,21 +285,24 @@ class StepResponse:
 
     # ---- figure ------------------------------------------------------------
     def plot(self, fig=None, *, channel: int = 0):
-        """Panel 1: synthetic step (4 sources, τ marks); panel 2: the real trace or a note."""
+        """Panel 1: synthetic step (closed form, controller, interconnect; an inset zooms on the
+        floor, where λ_min and the steady state differ); panel 2: the real trace, whole, on the
+        same step axis (or a note when no trace was given)."""
         rows = 1 if self.overlay is None else 2
         if fig is None:
-            fig, axes = new_figure(rows, 1, height=3.8 * rows, squeeze=False)
+            fig, axes = new_figure(rows, 1, height=3.6 * rows, squeeze=False, sharex=True)
         else:
-            axes = fig.subplots(rows, 1, squeeze=False)
+            axes = fig.subplots(rows, 1, squeeze=False, sharex=True)
         ax = axes[0, 0]
         w, tau = self.warmup, self.tau
-        ax.axvspan(0, w + 0.5, color="tab:orange", alpha=0.12, label=f"warmup (t ≤ W = {w})")
+        task = f"task {channel + 1}"
+        ax.axvspan(0.5, w + 0.5, color="tab:orange", alpha=0.12, label=f"warmup (t ≤ W = {w})")
         ax.plot(self.steps, np.full(self.steps.size, self.raw[channel]), color="grey", lw=0.8,
                 label=f"raw λ = {self.raw[channel]:.3g} (input step)")
         ax.plot(self.steps, self.closed_weights[:, channel], lw=2.2, alpha=0.6,
                 label="closed form λ* (theory)")
         ax.plot(self.steps, self.closed_ema[:, channel], ":", color="tab:blue",
-                label="closed form λ̂")
+                label="closed form λ̂ (EMA state)")
         ax.plot(self.steps, self.controller_weights[:, channel], "--", color="k", lw=1.0,
                 label="numpy GABAController λ*")
         every = max(1, self.loop_steps.size // 40)
@@ -307,34 +312,56 @@ class StepResponse:
                    label=f"λ_min = {self.lambda_min:g}")
         ax.axhline(self.steady_state[channel], color="tab:purple", lw=0.8, ls="-.",
                    label=f"steady state λ* = {self.steady_state[channel]:.5f}")
-        marks = {"half-life": theory.half_life(self.beta), "τ": tau, "3τ": 3 * tau}
-        for name, n in marks.items():
+        marks = {"W+t½": theory.half_life(self.beta), "W+τ": tau, "W+3τ": 3 * tau}
+        for n in marks.values():
             ax.axvline(w + n, color="k", lw=0.6, ls=":")
-            ax.text(w + n, 0.52, f" W+{name}", fontsize=7, rotation=90, va="top")
+        top = ax.secondary_xaxis("top")  # the marks' names above the frame, not over the curves
+        top.set_xticks([w + n for n in marks.values()], list(marks))
+        top.tick_params(labelsize=6.5, length=0, labelrotation=90)
         ax.set_xlim(0, self.steps[-1])
-        ax.set_ylabel(f"λ_{channel}")
-        ax.set_xlabel("training step t")
+        ax.set_ylabel(f"λ* of {task} (large gradient)")
         ratio = self.grad_norms[0] / self.grad_norms[1]
         ax.set_title(f"Step to a {ratio:.0f}:1 gradient imbalance at t = 1 "
-                     f"(β = {self.beta:g}, W = {w})")
+                     f"(β = {self.beta:g}, W = {w}, λ_min = {self.lambda_min:g})", fontsize=9)
         if self.overlay is None:
-            ax.text(0.99, 0.03, "no trace given: real-run overlay not drawn",
+            ax.set_xlabel("training step t (from 1)")
+            ax.text(0.99, 0.03, "no trace given: real-run panel not drawn",
                     transform=ax.transAxes, ha="right", va="bottom", fontsize=7, color="grey")
-        ax.legend(fontsize=6.5, ncol=2, loc="center right")
+        ax.legend(fontsize=6.5, ncol=2, loc="upper right", bbox_to_anchor=(1.0, 0.97))
+        self._plot_floor_inset(ax, channel)
         if self.overlay is not None:
             self._plot_overlay(axes[1, 0], channel)
         return fig
 
+    def _plot_floor_inset(self, ax, channel: int) -> None:
+        """Zoom on the floor: λ* settles to the renormalised floor, below λ_min."""
+        floor_step = self.warmup + self.floor_entry(channel)[1]
+        lo, hi = sorted((self.lambda_min, self.steady_state[channel]))
+        pad = 0.6 * (hi - lo)
+        inset = ax.inset_axes((0.55, 0.22, 0.42, 0.3))
+        inset.plot(self.steps, self.controller_weights[:, channel], "k-", lw=1.0)
+        inset.axhline(self.lambda_min, color="tab:green", lw=0.8, ls="--")
+        inset.axhline(self.steady_state[channel], color="tab:purple", lw=0.8, ls="-.")
+        inset.set_ylim(lo - pad, hi + pad)
+        inset.set_xlim(floor_step - 60, self.steps[-1])
+        inset.set_title(f"zoom: floor binds at step {floor_step}", fontsize=6.5)
+        inset.tick_params(labelsize=6)
+        inset.grid(alpha=0.3)
+
     def _plot_overlay(self, ax, channel: int) -> None:
         o = self.overlay
-        ax.axvspan(0, o.warmup + 0.5, color="tab:orange", alpha=0.12, label="warmup")
-        ax.plot(o.steps, o.raw[:, channel], color="grey", lw=0.5, alpha=0.6, label="measured raw λ")
-        ax.plot(o.steps, o.weights[:, channel], label="recorded λ* (torch)")
+        name = o.task_names[channel] if len(o.task_names) > channel else f"task {channel + 1}"
+        ax.axvspan(0.5, o.warmup + 0.5, color="tab:orange", alpha=0.12, label="warmup")
+        ax.plot(o.steps, o.raw[:, channel], color="grey", lw=0.5, alpha=0.6,
+                label=f"measured raw λ_{name}")
+        ax.plot(o.steps, o.weights[:, channel], label=f"recorded λ*_{name} (torch)")
         ax.plot(o.steps, o.prediction[:, channel], "--", color="k",
                 label=f"closed form from mean measured raw {o.raw_mean[channel]:.3g}")
-        ax.set_xlabel("training step t")
-        ax.set_ylabel(f"λ_{channel}")
-        ax.set_title(f"Real trace: {o.label}")
+        ax.axhline(self.lambda_min, color="tab:green", lw=0.8, ls="--", label="λ_min")
+        ax.set_xlim(0, max(o.steps[-1], self.steps[-1]))
+        ax.set_xlabel("training step t (from 1)")
+        ax.set_ylabel(f"λ*_{name}")
+        ax.set_title(f"Real trace: {o.label}, all {len(o.steps)} steps", fontsize=9)
         ax.legend(fontsize=6.5, loc="upper right")
 
     # ---- claims --------------------------------------------------------------
@@ -698,16 +725,19 @@ def step_response(
 def run(outdir: Path, *, seed: int, trace, quick: bool) -> Study:
     """Seed-000/001 step response; the python-control loop covers W + 30 (quick) or 500 steps."""
     warmup = 100
+    n_steps = max(warmup + 500, 0 if trace is None else len(trace))  # one step axis for both
     response = step_response(DEFAULT_GRAD_NORMS, beta=0.99, warmup=warmup, lambda_min=0.05,
-                             loop_steps=warmup + 30 if quick else 500, trace=trace)
+                             n_steps=n_steps, loop_steps=warmup + 30 if quick else 500,
+                             trace=trace)
     figures = save_figure(response.plot(), outdir, "step_response")
     _, ctrl_floor = response.floor_entry(0)
     o = response.overlay
     n_loop = response.loop_steps.size
     agreement = np.max(np.abs(response.loop_weights - response.closed_weights[:n_loop]))
     real = ("No trace was given, so the real-run panel is empty." if o is None else
-            f"On the real trace ({o.label}) the closed form driven by the mean measured raw weight "
-            f"{o.raw_mean[0]:.4g} follows the recorded λ*_0 with RMS error {o.rms_error:.3g}; "
+            f"On the real trace ({o.label}, all {len(o.steps)} steps) the closed form driven by "
+            f"the mean measured raw weight {o.raw_mean[0]:.4g} (mean over the trace's EMA "
+            f"updates) follows the recorded λ* of task 1 with RMS error {o.rms_error:.3g}; "
             f"replaying its norms through the numpy controller reproduces λ* to "
             f"{o.replay_error:.1e}.")
     summary = (
@@ -720,11 +750,22 @@ def run(outdir: Path, *, seed: int, trace, quick: bool) -> Study:
         f"{agreement:.1e}. "
         + real
     )
+    caption = (f"Step response of the loop (K = 2, β = 0.99, W = {warmup}, λ_min = 0.05) to a "
+               f"constant {DEFAULT_GRAD_NORMS[0] / DEFAULT_GRAD_NORMS[1]:.0f}:1 gradient imbalance "
+               f"from step 1: closed form, numpy controller and python-control interconnect "
+               f"(first {response.loop_steps.size} steps) on top of each other; the inset shows "
+               f"λ* settling at {response.steady_state[0]:.5f}, below λ_min, once the floor binds "
+               f"(step {warmup + ctrl_floor}).")
+    if o is not None:
+        caption += (f" Bottom: the recorded trace {o.label} (all {len(o.steps)} steps) with the "
+                    f"closed form driven by its mean measured raw weight.")
     return Study(
         name="step_response",
-        title="2. Step response: warmup plateau, gate flip and EMA settling",
-        summary=summary,
+        title="Step response: warmup plateau, gate flip and EMA settling",
+        summary=summary + " See {fig:step_response} and {tab:The EMA after n updates}.",
         figures=figures,
-        claims=response.claims(),
-        tables=[response.ema_table()],
+        claims=[replace(c, figure="step_response") for c in response.claims()],
+        tables=["### The EMA after n updates: the seed's printed values against float64, the "
+                "numpy controller, python-control and torch float32\n\n" + response.ema_table()],
+        captions={"step_response": caption},
     )

@@ -176,7 +176,10 @@ class VarianceGapResponse:
         ax.hist(self.mc_ratios, bins=60, color="0.75", label=f"{self.runs} Monte Carlo runs")
         marks = (
             (self.theory["stationary, n→∞"], "C3", "--", "theorem √((1+β)/(1−β))"),
-            (self.theory["sample mean (seed), n"], "C0", "-", "finite-window theory (seed)"),
+            (self.theory["sample mean (seed), n"], "C0", "-",
+             "finite-window theory, pooled √(E s²ₓ/E s²ᵧ)"),
+            (self.mc_pooled, "C2", "-.", "Monte Carlo, pooled over runs"),
+            (float(np.median(self.mc_ratios)), "0.3", "-", "median of the per-run ratios"),
             (self.seed0_ratio, "k", ":", "seed 0"),
         )
         for value, color, style, label in marks:
@@ -184,7 +187,7 @@ class VarianceGapResponse:
         ax.set_xlabel("std(λ_raw) / std(λ_EMA)")
         ax.set_ylabel("runs")
         ax.set_title(f"EMA std reduction over n = {self.n} steps, β = {self.beta:g}")
-        ax.legend(fontsize="small")
+        ax.legend(fontsize=6.5)
         return ax
 
 

@@ -26,7 +26,7 @@ def _verdict(study, fragment):
 
 
 def test_run_writes_png_and_svg(study):
-    assert {p.suffix for p in study.figures} == {".png", ".svg"}
+    assert {p.suffix for p in study.figures} == {".png", ".svg", ".pdf"}
     assert all(p.exists() and p.stat().st_size > 0 for p in study.figures)
     assert study.name == "bode" and study.tables
 

@@ -46,7 +46,7 @@ def study_with_trace(tmp_path_factory):
 def test_run_writes_every_figure(study):
     names = sorted(p.name for p in study.figures)
     stems = ["bounds_recovery", "bounds_saturation_curve", "bounds_vs_lambda_min", "bounds_windup"]
-    assert names == sorted(f"{s}.{ext}" for s in stems for ext in ("png", "svg"))
+    assert names == sorted(f"{s}.{ext}" for s in stems for ext in ("png", "svg", "pdf"))
     assert all(p.exists() and p.stat().st_size > 0 for p in study.figures)
     assert study.name == "bounds" and study.summary and len(study.tables) == 2
 

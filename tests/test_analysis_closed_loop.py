@@ -38,7 +38,7 @@ def study(tmp_path_factory):
 
 def test_run_writes_every_figure(study):
     stems = ["constant", "decimated", "plant", "startup", "sweep", "switching"]
-    expected = sorted(f"closed_loop_{s}.{ext}" for s in stems for ext in ("png", "svg"))
+    expected = sorted(f"closed_loop_{s}.{ext}" for s in stems for ext in ("png", "svg", "pdf"))
     assert sorted(p.name for p in study.figures) == expected
     assert all(p.exists() and p.stat().st_size > 0 for p in study.figures)
     from analysis.closed_loop import load_identified_plants

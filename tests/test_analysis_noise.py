@@ -57,7 +57,7 @@ def _by_fragment(claims):
 
 def test_run_without_trace(study):
     assert {p.name for p in study.figures} == {
-        "noise_variance.png", "noise_variance.svg", "noise_psd.png", "noise_psd.svg"}
+        f"noise_{name}.{ext}" for name in ("variance", "psd") for ext in ("png", "svg", "pdf")}
     assert all(p.exists() and p.stat().st_size > 0 for p in study.figures)
     claims = _by_fragment(study.claims)
     assert {k: c.verdict for k, c in claims.items()} == EXPECTED

@@ -71,7 +71,7 @@ def test_without_a_trace_real_run_cells_say_so(audit):
 def test_run_quick_writes_figures_and_table(tmp_path):
     study = run(tmp_path, seed=0, trace=None, quick=True)
     assert study.name == "seed_audit"
-    assert [p.suffix for p in study.figures] == [".png", ".svg"]
+    assert [p.suffix for p in study.figures] == [".png", ".svg", ".pdf"]
     assert all(p.exists() and p.stat().st_size > 0 for p in study.figures)
     assert study.claims and all(c.verdict in VERDICTS for c in study.claims)
     table = study.tables[0]

@@ -50,7 +50,7 @@ def _by_fragment(claims):
 
 
 def test_run_without_trace(study):
-    assert {p.suffix for p in study.figures} == {".png", ".svg"}
+    assert {p.suffix for p in study.figures} == {".png", ".svg", ".pdf"}
     assert all(p.exists() and p.stat().st_size > 0 for p in study.figures)
     claims = _by_fragment(study.claims)
     assert {k: c.verdict for k, c in claims.items()} == EXPECTED

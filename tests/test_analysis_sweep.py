@@ -196,7 +196,8 @@ def test_report_section_and_audit_rows_read_the_committed_sweep(tmp_path, monkey
     response = _synthetic({50: 0.02, 200: -0.02, 25: 2.5})
     monkeypatch.setattr(sweep_module, "SWEEP_RESULTS", _committed(tmp_path, response))
     study = sweep_module.run(tmp_path / "figures", seed=0, trace=None, quick=True)
-    assert [p.name for p in study.figures] == ["sweep_warmup.png", "sweep_warmup.svg"]
+    assert [p.name for p in study.figures] == ["sweep_warmup.png", "sweep_warmup.svg",
+                                              "sweep_warmup.pdf"]
     assert "holds" in study.summary and "±1 cycles" in study.summary
     row = seed_audit._sweep_row("000", "warmup_range", "warmup", 50, 200, "claim", "section")
     assert row.claim.verdict == "holds" and "warmup = 50" in row.claim.real_run

@@ -20,22 +20,71 @@ def quick_report(tmp_path_factory):
     return outdir
 
 
-def test_report_embeds_every_figure_and_a_complete_table(quick_report):
+def test_report_embeds_every_figure_with_a_number_and_a_caption(quick_report):
     text = (quick_report / "REPORT.md").read_text()
-    embedded = re.findall(r"!\[[^\]]*\]\(([^)]+\.png)\)", text)
+    embedded = re.findall(r"!\[Figure (\d+): [^\]]*\]\(([^)]+\.png)\)", text)
     assert len(embedded) >= 10
-    for name in embedded:
-        assert (quick_report / name).exists()
-        assert (quick_report / name).with_suffix(".svg").exists()
-    table = text.split("## Verification table", 1)[1].split("\n## ", 1)[0]
-    rows = [line for line in table.splitlines() if re.match(r"\| \d+ \|", line)]
-    assert len(rows) >= 80
-    for row in rows:
-        assert re.search(r"\| (holds|\*\*refuted\*\*|not testable)", row), row
-    counts = re.search(r"(\d+) claims: (\d+) hold, (\d+) refuted, (\d+) not testable", text)
+    assert [int(n) for n, _ in embedded] == list(range(1, len(embedded) + 1))
+    for n, name in embedded:
+        for ext in (".png", ".svg", ".pdf"):
+            assert (quick_report / name).with_suffix(ext).exists()
+        caption = re.search(rf"\*\*Figure {n}\.\*\* (.*)", text).group(1)
+        assert len(caption.split("(PDF]")[0]) > 60, (name, caption)  # a sentence, not a title
+    tables = re.findall(r"\*\*Table (\d+)\.\*\* ?(.*)", text)
+    assert [int(n) for n, _ in tables] == list(range(1, len(tables) + 1))
+    assert all(len(caption) > 15 for _, caption in tables), tables
+    for cited in set(re.findall(r"\]\(#(fig-[\w-]+|tab-\d+|sec-\w+)\)", text)):
+        assert f'<a id="{cited}"></a>' in text, cited  # every citation resolves
+
+
+def test_report_opens_with_findings_and_contents(quick_report):
+    text = (quick_report / "REPORT.md").read_text()
+    headings = re.findall(r"^## (.*)$", text, flags=re.M)
+    assert headings[:2] == ["Findings", "Contents"]
+    numbered = [h for h in headings if re.match(r"\d+\. ", h)]
+    assert [int(h.split(".")[0]) for h in numbered] == list(range(1, len(numbered) + 1))
+    contents = text.split("## Contents", 1)[1].split("\n## ", 1)[0]
+    for h in numbered:
+        assert f"[{h}]" in contents
+
+
+def test_audit_appendix_has_every_claim_once_with_stable_ids(quick_report):
+    text = (quick_report / "REPORT.md").read_text()
+    audit = text.split("## Appendix A.", 1)[1].split("## Appendix B.", 1)[0]
+    rows = re.findall(r'<a id="([A-Z]{3}-[0-9a-f]{4})"></a>\*\*\1\*\* ([^:]+):', audit)
+    assert len(rows) >= 80 and len({i for i, _ in rows}) == len(rows)
+    for _, verdict in rows:
+        assert verdict in ("holds", "**refuted**", "*not testable*")
+    counts = re.search(r"(\d+) claims audited .*?: (\d+) hold, (\d+) refuted, (\d+) not testable",
+                       text)
     total, held, refuted, untestable = map(int, counts.groups())
     assert total == len(rows) == held + refuted + untestable
     assert refuted > 0 and held > 0
+    for group in audit.split("\n### ")[1:]:  # refuted rows first within each seed's group
+        order = [report.VERDICT_ORDER.index({"**refuted**": "refuted", "holds": "holds"}.get(
+            v, "not testable")) for v in re.findall(r"\*\*[A-Z]{3}-[0-9a-f]{4}\*\* ([^:]+):",
+                                                    group)]
+        assert order == sorted(order)
+
+
+def test_claim_ids_depend_on_the_claim_not_its_position():
+    from analysis._common import Claim
+
+    a = Claim("x holds", "seed 001", "t", "s", "r", "tol", "holds")
+    b = Claim("y holds", "seed 001", "t", "s", "r", "tol", "refuted")
+    assert report.claim_id("bode", a) == report.claim_id("bode", a)
+    assert report.claim_id("bode", a) != report.claim_id("bode", b)
+    assert report.claim_id("bode", a).startswith("BOD-")
+    assert report.claim_group(a) == "seed 001"
+    assert report.claim_group(Claim("z", "issue 6", "", "", "", "", "holds")) == "toolkit"
+
+
+def test_a_citation_of_a_missing_figure_is_an_error(tmp_path):
+    from analysis._common import Study
+
+    study = Study("bode", "Bode", "see {fig:nope}")
+    with pytest.raises(ValueError, match="nope"):
+        report.render([study], trace=None, seed=0, quick=True, timings={})
 
 
 def test_rerun_removes_stale_files_and_partial_runs_keep_others(quick_report):
@@ -56,7 +105,7 @@ def test_figures_are_deterministic(tmp_path):
     a, b = tmp_path / "a", tmp_path / "b"
     for outdir in (a, b):
         report.run_report(outdir, quick=True, only=["bode", "bounds"], progress=False)
-    files = sorted(p.name for p in a.iterdir() if p.suffix in {".png", ".svg"})
+    files = sorted(p.name for p in a.iterdir() if p.suffix in {".png", ".svg", ".pdf"})
     assert files
     assert [digest(a / f) for f in files] == [digest(b / f) for f in files]
 
