@@ -32,7 +32,7 @@ simplifies its value at the optimal end.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cache
 from pathlib import Path
 
@@ -43,7 +43,7 @@ from gaba_control import formulas
 from gaba_control.controller import GABAController
 from gaba_control.lti.iir import ema_transfer_function
 
-from ._common import Claim, Study, new_figure, save_figure
+from ._common import Claim, Finding, Study, new_figure, save_figure
 
 __all__ = [
     "BoundsResponse",
@@ -336,7 +336,7 @@ class SaturationCurve:
             ax.plot(self.x, y, label=f"λmin = {m:g}")
         ax.set(xlabel="EMA input λ̂₁ (K = 2)", ylabel="output λ*₁",
                title="Saturation, K = 2: knee at λ̂₁ = λmin")
-        ax.legend(fontsize=7)
+        ax.legend(fontsize=6.5, loc="upper left", title="λmin ∈ [0, 1/2)", title_fontsize=6.5)
         ax = axes[1]
         ax.plot(self.x, self.k3_even, label="λ̂ = (x, (1−x)/2, (1−x)/2)")
         ax.plot(self.x, self.k3_edge, label="λ̂ = (x, 1−x, 0) (not reachable)")
@@ -344,11 +344,12 @@ class SaturationCurve:
         ax.axvspan(1 / 2, 1, color="0.85", alpha=0.5, lw=0, label="λ̂₁ > 1/(K−1): unreachable")
         ax.set(xlabel="EMA input λ̂₁ (K = 3)", ylabel="output λ*₁",
                title=f"K = 3 slices, λmin = {self.k3_lambda_min:g}")
-        ax.legend(fontsize=7)
+        ax.legend(fontsize=6.5, loc="upper left")
         return fig
 
 
-def saturation_curve_response(lambda_mins=(0.0, 0.02, 0.05, 0.1, 0.25, 0.5), *, points: int = 401,
+def saturation_curve_response(lambda_mins=(0.0, 0.02, 0.05, 0.1, 0.25, 0.45), *,
+                              points: int = 401,
                               k3_lambda_min: float = PAPER_LAMBDA_MIN) -> SaturationCurve:
     """The saturation's input–output curves (through ``formulas.floor_renormalise``).
 
@@ -360,6 +361,11 @@ def saturation_curve_response(lambda_mins=(0.0, 0.02, 0.05, 0.1, 0.25, 0.5), *, 
     """
     x = np.linspace(0.0, 1.0, points)
     mins = np.asarray(lambda_mins, dtype=float)
+    if np.any((mins < 0) | (mins >= 0.5)):
+        raise ValueError(f"lambda_mins must lie in [0, 1/K) = [0, 0.5) for the K = 2 curves, got "
+                         f"{mins.tolist()}")
+    if not 0 <= k3_lambda_min < 1 / 3:
+        raise ValueError(f"k3_lambda_min must lie in [0, 1/3), got {k3_lambda_min}")
     k2_in = np.stack([x, 1 - x], axis=-1)
     k2 = np.stack([formulas.floor_renormalise(k2_in, m)[:, 0] for m in mins])
     even = np.stack([x, (1 - x) / 2, (1 - x) / 2], axis=-1)
@@ -398,28 +404,31 @@ class BoundsResponse:
             axes = fig.subplots(nrows, ncols)
         axes = np.atleast_1d(axes).ravel()
         for ax, k in zip(axes, self.panel_tasks, strict=False):
-            m = self.lambda_grid[k]
-            c = self.curves[k]
-            ax.plot(m, c["simplex_upper"], "C0--", lw=1, label="simplex upper")
-            ax.plot(m, c["simplex_lower"], "C1--", lw=1, label="simplex lower")
-            ax.plot(m, c["reachable_upper"], "C0-", label="reachable upper")
-            ax.plot(m, c["reachable_lower"], "C1-", label="reachable lower")
-            rows = [r for r in self.grid if r["K"] == k]
+            valid = self.lambda_grid[k] < 1 / k  # the controller accepts λ_min ∈ [0, 1/K) only
+            m = self.lambda_grid[k][valid]
+            c = {name: np.asarray(v)[valid] for name, v in self.curves[k].items()}
+            # scaled by K on both axes: 1 is the uniform weight, and every K shares one scale
+            ax.plot(k * m, k * c["simplex_upper"], "C0--", lw=1, label="simplex upper")
+            ax.plot(k * m, k * c["simplex_lower"], "C1--", lw=1, label="simplex lower")
+            ax.plot(k * m, k * c["reachable_upper"], "C0-", label="reachable upper")
+            ax.plot(k * m, k * c["reachable_lower"], "C1-", label="reachable lower")
+            rows = [r for r in self.grid if r["K"] == k and r["m"] < 1 / k]
             for key, color in (("upper", "C0"), ("lower", "C1")):
-                ax.plot([r["m"] for r in rows], [r["numeric_reachable"][key] for r in rows], "o",
+                ax.plot([k * r["m"] for r in rows],
+                        [k * r["numeric_reachable"][key] for r in rows], "o",
                         color=color, ms=3, mfc="none")
-                ax.plot([r["m"] for r in rows], [r["numeric_simplex"][key] for r in rows], "x",
-                        color=color, ms=3)
-            ax.axvline(1 / k, color="k", lw=0.8, ls=":")
-            ax.axvspan(1 / (k - 1), m[-1], color="0.85", alpha=0.6, lw=0)
-            ax.set(title=f"K = {k}", xlabel="λmin", ylabel="bound on λ*ᵢ", xlim=(0, m[-1]))
-            if k == self.panel_tasks[0]:
-                ax.legend(fontsize=6, loc="center right")
+                ax.plot([k * r["m"] for r in rows], [k * r["numeric_simplex"][key] for r in rows],
+                        "x", color=color, ms=3)
+            ax.axvline(k * PAPER_LAMBDA_MIN, color="k", lw=0.6, ls=":")
+            ax.set_yscale("log")
+            ax.set(title=f"K = {k}", xlabel="K·λmin", ylabel="K · bound on λ*ᵢ", xlim=(0, 1))
         for ax in axes[n:]:
             ax.set_visible(False)
-        fig.suptitle("Tight bounds of λ*; dotted: λmin = 1/K (controller limit); grey: "
-                     "λmin ≥ 1/(K−1), every reachable weight floored (output 1/K)\n"
-                     "markers: numeric search (x simplex, o reachable)", fontsize=8)
+        handles, labels = axes[0].get_legend_handles_labels()
+        fig.legend(handles, labels, loc="outside lower center", ncol=4, fontsize=7)
+        fig.suptitle("Tight bounds of λ* over the valid range λmin ∈ [0, 1/K), scaled by K "
+                     "(1 = uniform weight)\nmarkers: numeric worst-case search (x simplex, "
+                     "o reachable); dotted: the paper's λmin = 0.05", fontsize=8)
         return fig
 
     def table(self) -> str:
@@ -610,13 +619,17 @@ class RecoveryResponse:
             fig, ax = new_figure(width=6.4, height=3.2)
         else:
             fig = ax.figure
-        ax.loglog(self.raw_inputs, self.steps_formula, label="n = ln((x−target)/(x−start))/ln β")
-        ax.loglog(self.raw_inputs, self.steps_simulated, "o", ms=3, mfc="none",
+        # against the distance to the asymptote x = target (recovery time → ∞ there), on a log
+        # axis, so the points spread evenly instead of piling up at x ≈ target
+        distance = self.raw_inputs - self.target
+        ax.loglog(distance, self.steps_formula, label="n = ln((x−target)/(x−start))/ln β")
+        ax.loglog(distance, self.steps_simulated, "o", ms=3, mfc="none",
                   label="EMA simulated (ceil)")
         ax.axhline(self.claimed_steps, color="k", ls=":", lw=0.8, label="claimed ~460 steps")
-        ax.axvline(self.input_for_claim, color="C3", ls="--", lw=0.8,
+        ax.axvline(self.input_for_claim - self.target, color="C3", ls="--", lw=0.8,
                    label=f"x = {self.input_for_claim:.4g} gives the claim")
-        ax.set(xlabel="constant raw weight x fed to the EMA", ylabel="steps",
+        ax.set(xlabel=f"distance of the raw weight x above the target, x − {self.target:g}",
+               ylabel="steps",
                title=f"EMA recovery {self.start:g} → {self.target:g}, β = {self.beta:g}")
         ax.legend(fontsize=7)
         return fig
@@ -826,14 +839,55 @@ def run(outdir: Path, *, seed: int, trace, quick: bool) -> Study:
         f"λ̂ ∈ simplex ∩ [0, 1/(K−1)]^K, where the lower bound is λmin/(1+λmin) for every K but the "
         f"upper bound is far lower: at K = 3, λmin = {m} it is {float(b3['reachable_upper']):.3f} "
         f"instead of {float(b3['simplex_upper']):.3f}. For λmin ≥ 1/(K−1) every reachable weight "
-        "is floored and the output is uniform. The floor bounds the output only: under a "
+        "is floored and the output is uniform (a setting outside the valid range [0, 1/K), "
+        "which the controller refuses). The floor bounds the output only: under a "
         f"{windup.ratio:g}× imbalance the EMA state settles at {windup.ema[-1, 0]:.5f}, far below "
         f"λmin, while λ* stays at {windup.weight_min:.5f}; there is no anti-windup and the EMA is "
         f"a leaky integrator (pole {windup.pole:g}, DC gain {windup.dc_gain:g}). Its recovery from "
         f"1e-4 to 0.01 takes {float(ema_recovery_steps(1e-4, 0.01, 0.5, 0.99)):.1f} steps for a "
         f"raw input 0.5, and the seed's ~460 steps only for a raw input of "
         f"{recovery.input_for_claim:.4f}.")
-    return Study(name="bounds", title="4. The saturation: bounds, windup and recovery",
-                 summary=summary, figures=figures,
-                 claims=_claims(bounds, windup, recovery, trace),
-                 tables=[bounds.symbolic.table(), bounds.table()])
+    captions = {
+        "bounds_saturation_curve": (
+            f"The saturation's input–output curves (formulas.floor_renormalise, {curve.x.size} "
+            f"points): K = 2 for λmin ∈ {{{', '.join(f'{v:g}' for v in curve.lambda_mins)}}} "
+            f"(the valid range is [0, 1/2)), with its knee at λ̂₁ = λmin; K = 3 along two slices "
+            f"at λmin = {curve.k3_lambda_min:g}, one of which leaves the reachable set "
+            f"λ̂ᵢ ≤ 1/(K−1) (grey)."),
+        "bounds_vs_lambda_min": (
+            f"Tight lower and upper bounds of λ*ᵢ over the valid range λmin ∈ [0, 1/K) for "
+            f"K ∈ {{{', '.join(map(str, bounds.panel_tasks))}}}, both axes scaled by K (1 is "
+            f"the uniform weight; log y): the simplex bounds (dashed) and the bounds over what "
+            f"the loop can reach (solid), with a numeric worst-case search (markers) over "
+            f"{len(bounds.grid)} (K, λmin) cells."),
+        "bounds_windup": (
+            f"No anti-windup: under a constant {windup.ratio:g}× imbalance (β = {windup.beta:g}, "
+            f"W = {windup.warmup}, λmin = {windup.lambda_min:g}) the output stays floored at "
+            f"{windup.weight_min:.5f} while the EMA state it is computed from falls to "
+            f"{windup.ema[-1, 0]:.2e} after {windup.steps[-1]} steps (log y)."),
+        "bounds_recovery": (
+            f"Steps for the EMA (β = {recovery.beta:g}) to climb from {recovery.start:g} to "
+            f"{recovery.target:g} against the distance of the constant raw weight above the "
+            f"target (log–log; formula and simulation, {recovery.raw_inputs.size} inputs): the "
+            f"seed's ~{recovery.claimed_steps:g} steps need a raw weight of "
+            f"{recovery.input_for_claim:.4f}."),
+    }
+    finding = Finding(
+        f"The floor bounds only the output: under a {windup.ratio:g}× imbalance the EMA state "
+        f"winds down to {windup.ema[-1, 0]:.1e} while λ* sits at {windup.weight_min:.4f} (no "
+        f"anti-windup); at K = 3 the loop cannot produce a weight above "
+        f"{float(b3['reachable_upper']):.3f}, not the simplex's "
+        f"{float(b3['simplex_upper']):.3f}.", figure="bounds_windup")
+    figure_of = {"windup": "bounds_windup", "anti-windup": "bounds_windup",
+                 "recover": "bounds_recovery", "460": "bounds_recovery"}
+    claims = [replace(c, figure=next((f for key, f in figure_of.items() if key in c.claim),
+                                     "bounds_vs_lambda_min"))
+              for c in _claims(bounds, windup, recovery, trace)]
+    return Study(name="bounds", title="The saturation: bounds, windup and recovery",
+                 summary=summary + " See {fig:bounds_saturation_curve}–{fig:bounds_recovery}, "
+                 "{tab:Closed forms} and {tab:Bounds at}.",
+                 figures=figures, claims=claims,
+                 tables=["### Closed forms of the bounds (sympy)\n\n" + bounds.symbolic.table(),
+                         "### Bounds at the paper's λmin = 0.05 (0.5/K where 0.05 ≥ 1/K): "
+                         "theory against the numeric search\n\n" + bounds.table()],
+                 captions=captions, findings=[finding])
