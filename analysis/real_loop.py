@@ -9,7 +9,7 @@ imbalance is, how often the saturation binds, and how far the weighted share
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +18,7 @@ from gaba_control.formulas import weighted_shares
 from gaba_control.theory import reachable_output_bounds
 from gaba_control.trace import Trace, replay_trace
 
-from ._common import Claim, Study, new_figure, save_figure
+from ._common import Claim, Finding, Study, new_figure, save_figure
 
 #: Rolling windows (steps) used to show how the gradient-ratio figure depends on smoothing.
 SMOOTHING_WINDOWS = (1, 25, 250)
@@ -64,6 +64,8 @@ class RealLoopResponse:
     num_tasks: int
     replay_error: float
     is_gaba: bool
+    task_names: tuple[str, ...] = ()
+    warmup: int = 0
 
     @property
     def reference(self) -> float:
@@ -97,37 +99,54 @@ class RealLoopResponse:
             "weight_small": _median(self.weights[post, small]),
         }
 
+    def name(self, i: int) -> str:
+        """Task ``i``'s name (1-based "task i" when the trace has none)."""
+        return self.task_names[i] if len(self.task_names) > i else f"task {i + 1}"
+
     def plot(self, fig=None):
-        """Three panels: gradient ratio, weights, weighted share against 1/K."""
+        """Three panels: gradient ratio, weights, weighted share against 1/K; the warmup
+        shaded and the epoch boundaries marked in each."""
         if fig is None:
-            fig, axes = new_figure(3, 1, height=7.0, sharex=True)
+            fig, axes = new_figure(3, 1, height=7.4, sharex=True)
         else:
             axes = fig.subplots(3, 1, sharex=True)
+        n0, n1 = self.name(0), self.name(1)
         for window, series in self.ratio_smoothed.items():
             label = "per step" if window == 1 else f"rolling median, {window} steps"
             axes[0].plot(self.steps, series, lw=0.6 if window == 1 else 1.4, label=label,
                          alpha=0.5 if window == 1 else 1.0)
         axes[0].set_yscale("log")
-        axes[0].set_ylabel("g_0 / g_1")
-        axes[0].set_title(f"{self.label}: gradient-norm ratio on the shared parameters")
-        axes[0].legend(fontsize=7)
+        axes[0].set_ylabel(f"g_{n0} / g_{n1}")
+        axes[0].set_title(f"{self.label}: gradient-norm ratio on the shared parameters",
+                          fontsize=9)
+        axes[0].legend(fontsize=6.5, loc="upper center", ncol=3)
         for i in range(self.num_tasks):
-            axes[1].plot(self.steps, self.weights[:, i], label=f"λ*_{i}")
-            axes[1].plot(self.steps, self.ema[:, i], ls=":", label=f"EMA λ̂_{i}")
-        axes[1].axhline(self.lambda_min, color="k", lw=0.8, ls="--", label="λ_min")
+            axes[1].plot(self.steps, self.ema[:, i], ls="--", lw=0.9, color=f"C{i}", alpha=0.7,
+                         label=f"EMA state λ̂_{self.name(i)}")
+            axes[1].plot(self.steps, self.weights[:, i], lw=2.0, color=f"C{i}", alpha=0.55,
+                         zorder=3, label=f"applied λ*_{self.name(i)}")
+        axes[1].axhline(self.lambda_min, color="k", lw=0.8, ls=":", label="λ_min")
         axes[1].set_ylabel("weight")
-        axes[1].legend(fontsize=7, ncol=2)
+        axes[1].legend(fontsize=6.5, ncol=3, loc="center right")
         for i in range(self.num_tasks):
-            axes[2].plot(self.steps, rolling_median(self.share_weighted[:, i], 25),
-                         label=f"weighted share, task {i}")
+            axes[2].plot(self.steps, rolling_median(self.share_weighted[:, i], 25), color=f"C{i}",
+                         label=f"weighted share, {self.name(i)}")
             axes[2].plot(self.steps, rolling_median(self.share_raw[:, i], 25), ls=":",
-                         label=f"unweighted share g_{i}/Σg")
+                         color=f"C{i}", label=f"unweighted share g_{self.name(i)}/Σg")
         axes[2].axhline(self.reference, color="k", lw=0.8, ls="--", label="reference 1/K")
         axes[2].set_yscale("log")
         axes[2].set_ylim(bottom=1e-5)  # room for the legend below the curves
         axes[2].set_ylabel("share of Σ λ g (rolling median, 25 steps)")
-        axes[2].set_xlabel("training step")
-        axes[2].legend(fontsize=7, ncol=3, loc="lower center")
+        axes[2].set_xlabel("training step (from 1); thin vertical lines: epoch boundaries")
+        axes[2].legend(fontsize=6.5, ncol=3, loc="lower center")
+        starts = self.steps[1:][np.diff(self.epoch) != 0] if len(self.steps) else []
+        for ax in axes:
+            if self.warmup:
+                ax.axvspan(0.5, self.warmup + 0.5, color="tab:orange", alpha=0.12, lw=0)
+            for b in starts:
+                ax.axvline(b - 0.5, color="0.82", lw=0.3, zorder=0)
+        axes[0].text(self.warmup / 2, 0.04, "warmup", transform=axes[0].get_xaxis_transform(),
+                     ha="center", fontsize=6.5, color="tab:orange")
         return fig
 
     def claims(self) -> list[Claim]:
@@ -203,8 +222,10 @@ def real_loop_response(trace: Trace) -> RealLoopResponse:
         ratio = np.where(g[:, 1] > 0, g[:, 0] / g[:, 1], np.nan)
         share_raw = g / g.sum(axis=-1, keepdims=True)
     post = trace.active & trace.valid
-    floor = np.any(trace.ema < lambda_min, axis=-1) & post
     is_gaba = trace.method == "gaba"
+    # the floor acts on the applied weights of a GABA run only; another method's trace carries
+    # GABA's shadow state, which never touched the loss
+    floor = np.any(trace.ema < lambda_min, axis=-1) & post & is_gaba
     replay_error = float(np.max(np.abs(replay_trace(trace) - trace.weights))) if len(trace) else 0.0
     label = f"{trace.subset or 'C-MAPSS'} {trace.method} (seed {trace.seed})"
     return RealLoopResponse(
@@ -223,11 +244,17 @@ def real_loop_response(trace: Trace) -> RealLoopResponse:
         num_tasks=num_tasks,
         replay_error=replay_error,
         is_gaba=is_gaba,
+        task_names=tuple(_display_name(n) for n in trace.task_names),
+        warmup=int(config["warmup"]),
     )
 
 
+def _display_name(name: str) -> str:
+    return name.upper() if name.lower() == "rul" else name
+
+
 def run(outdir: Path, *, seed: int, trace: Trace | None, quick: bool) -> Study:
-    title = "6. The real loop: what the controller does on real gradients"
+    title = "The real loop: what the controller does on real gradients"
     if trace is None:
         reason = "no trace given (pass --trace or --train)"
         return Study(
@@ -243,7 +270,7 @@ def run(outdir: Path, *, seed: int, trace: Trace | None, quick: bool) -> Study:
     figures = save_figure(response.plot(), outdir, "real_loop")
     s = response.summary()
     small = s["small_task"]
-    names = trace.task_names or tuple(f"task {i}" for i in range(response.num_tasks))
+    names = tuple(response.name(i) for i in range(response.num_tasks))
     smoothed = ", ".join(
         f"{w} steps peak at {v:.3g}" for w, v in s["ratio_smoothed_max"].items() if w > 1
     )
@@ -260,5 +287,18 @@ def run(outdir: Path, *, seed: int, trace: Trace | None, quick: bool) -> Study:
         f"gradient is {s['share_weighted_small']:.3g} (unweighted {s['share_raw_small']:.3g}) "
         f"against the reference {response.reference:.3g}."
     )
-    return Study(name="real_loop", title=title, summary=summary, figures=figures,
-                 claims=response.claims())
+    caption = (f"GABA's loop on a real run ({response.label}, {s['steps']} steps, "
+               f"{len(np.unique(response.epoch))} epochs; β = {trace.controller['beta']:g}, "
+               f"W = {response.warmup}, λmin = {response.lambda_min:g}): the gradient-norm ratio "
+               f"per step and smoothed; the applied weights λ* (thick) over the EMA state "
+               f"(dashed), which winds down below λ_min where the floor holds λ*; each task's "
+               f"share of the weighted gradient against 1/K. Shaded: the warmup.")
+    finding = Finding(
+        f"On real C-MAPSS gradients ({response.label}) the floor binds on "
+        f"{100 * s['floor_fraction']:.0f} % of post-warmup steps and the {names[small]} task "
+        f"receives {s['share_weighted_small']:.3f} of the weighted gradient, not "
+        f"1/K = {response.reference:g} (median over the post-warmup steps; the gradient "
+        f"ratio's median over the run is {s['ratio_median']:.0f}).", figure="real_loop")
+    return Study(name="real_loop", title=title, summary=summary + " See {fig:real_loop}.",
+                 figures=figures, captions={"real_loop": caption}, findings=[finding],
+                 claims=[replace(c, figure="real_loop") for c in response.claims()])
