@@ -82,7 +82,15 @@ import numpy as np
 
 from gaba_control.theory import settling_steps
 
-from ._common import Claim, Study, atomic_write_text, new_figure, results_dir, save_figure
+from ._common import (
+    Claim,
+    Finding,
+    Study,
+    atomic_write_text,
+    new_figure,
+    results_dir,
+    save_figure,
+)
 from .real_loop import real_loop_response, rolling_median
 
 __all__ = [
@@ -879,8 +887,8 @@ class ComparisonResponse:
                 pick = np.min if name.endswith("min") else np.max
                 cells.append(_fmt(float(pick(values)), 4) if values.size else "—")
             lines.append("| " + " | ".join(cells) + " |")
-        lines += ["", f"{h} Loop quantities per run, mean ± std over seeds", "",
-                  "Ratio = g_RUL/g_health on the shared parameters; epoch counted from 1; "
+        lines += ["", "Loop quantities: ratio = g_RUL/g_health on the shared parameters; epoch "
+                  "counted from 1; "
                   "second half = median over the second half of the steps; rolling maxima are "
                   "the largest median over that many consecutive steps (full windows); "
                   "floor = fraction of post-warmup steps with GABA's EMA below λ_min (GABA runs "
@@ -889,8 +897,12 @@ class ComparisonResponse:
                   "after warmup (lambda_std: includes the transient from 1/K; "
                   "lambda_std_settled: after the EMA has settled to 1%) and of raw λ_RUL.", ""]
         ratio_fields = [f for f in TRACE_FIELDS if f.startswith("ratio")]
-        for group in (ratio_fields, [f for f in TRACE_FIELDS if f not in ratio_fields]):
+        groups = {"the gradient-norm ratio g_RUL/g_health": ratio_fields,
+                  "floor, achieved share and λ noise": [f for f in TRACE_FIELDS
+                                                        if f not in ratio_fields]}
+        for what, group in groups.items():
             head = ["subset", "method", *group]
+            lines += [f"{h} Loop quantities per run, mean ± std over seeds: {what}", ""]
             lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
             for row in self.summary():
                 cells = [row["subset"], row["method"]]
@@ -933,27 +945,47 @@ class ComparisonResponse:
         return self.plot_paired("test_rmse", fig=fig)
 
     def plot_paired(self, metric: str, fig=None):
-        """One panel per subset: each seed's value per method, lines joining a seed's runs."""
-        fig, axes = self._subset_panels(fig)
-        x = np.arange(len(self.methods))
-        for ax, subset in zip(axes[0], self.subsets, strict=True):
-            per_method = [self.values(subset, m, metric) for m in self.methods]
-            for seed in self.seeds:
-                ys = [pm.get(seed, np.nan) for pm in per_method]
-                ax.plot(x, ys, "-o", ms=3.5, lw=0.7, alpha=0.75, color="0.45")
-            means = [np.mean(list(pm.values())) if pm else np.nan for pm in per_method]
-            ax.plot(x, means, "_", ms=22, mew=2.5, color="C3", label="mean over seeds")
-            for i, m in enumerate(self.methods):
-                ok, total = self.counts(subset, m)
+        """Per-seed differences ``method − gaba`` (grey), their mean and 95 % t interval
+        (blue where the Holm-adjusted p < 0.05), the equivalence margin shaded; a panel per
+        subset. Differences, not levels: a seed's runs are paired, the methods are not."""
+        if fig is None:
+            fig, axes = new_figure(1, len(self.subsets), width=4.8 * len(self.subsets),
+                                   height=1.2 + 0.42 * len(self.methods), squeeze=False)
+            axes = axes[0]
+        else:
+            axes = fig.subplots(1, len(self.subsets), squeeze=False)[0]
+        label, lower_better = METRICS[metric]
+        paired = {(p["subset"], p["method"]): p for p in self.paired() if p["metric"] == metric}
+        others = [m for m in self.methods if m != "gaba"]
+        margin = EQUIVALENCE_MARGINS.get(metric)
+        for ax, subset in zip(axes, self.subsets, strict=True):
+            gaba = self.values(subset, "gaba", metric)
+            for i, method in enumerate(others):
+                values = self.values(subset, method, metric)
+                d = np.array([values[k] - gaba[k] for k in sorted(set(values) & set(gaba))])
+                ax.plot(d, np.full(d.size, i), "o", color="0.6", ms=3, zorder=1)
+                ok, total = self.counts(subset, method)
                 if ok < total:
-                    ax.annotate(f"{total - ok} failed", (i, 0), xycoords=("data", "axes fraction"),
-                                ha="center", va="bottom", fontsize=7, color="C3")
-            ax.set_xticks(x, self.methods)
-            ax.set_xlim(-0.5, len(self.methods) - 0.5)
-            ax.set_title(f"{subset}: {METRICS[metric][0]}")
-            ax.set_xlabel("method (one line per seed)")
-        axes[0][0].set_ylabel(METRICS[metric][0])
-        axes[0][0].legend(fontsize=7, loc="best")
+                    ax.annotate(f"{total - ok} failed", (1.0, i), xycoords=("axes fraction",
+                                "data"), ha="right", va="center", fontsize=6.5, color="C3")
+                p = paired.get((subset, method))
+                if p and p["n"] > 1 and np.isfinite(p["ci_low"]):
+                    ax.errorbar(p["mean"], i, xerr=[[p["mean"] - p["ci_low"]],
+                                                    [p["ci_high"] - p["mean"]]],
+                                fmt="D", color="C0" if p.get("holm_p", 1) < 0.05 else "k",
+                                capsize=3, zorder=2)
+            if margin is not None:
+                ax.axvspan(-margin, margin, color="C2", alpha=0.1, lw=0,
+                           label=f"equivalence margin ±{margin:g}")
+                ax.legend(fontsize=6.5, loc="lower right")
+            ax.axvline(0, color="0.4", lw=0.8)
+            ax.set_yticks(range(len(others)), others)
+            ax.set_ylim(len(others) - 0.5, -0.5)
+            better = "← method better" if lower_better else "method better →"
+            ax.set_xlabel(f"{label}: method − GABA   ({better})")
+            n = max((p["n"] for p in paired.values() if p["subset"] == subset), default=0)
+            ax.set_title(f"{subset}, {n} seeds: per seed (grey), mean and 95 % CI\n"
+                         "(blue: Holm-adjusted p < 0.05)", fontsize=8)
         return fig
 
     def _traces_available(self) -> bool:
@@ -977,19 +1009,40 @@ class ComparisonResponse:
         return fig, fig.subplots(1, n, squeeze=False)
 
     def plot_lambda(self, fig=None):
-        """Applied λ_RUL over training per method (first seed with a trace), a panel per subset."""
-        fig, axes = self._subset_panels(fig)
-        for ax, subset in zip(axes[0], self.subsets, strict=True):
+        """Applied λ_RUL over training per method (first seed with a trace), a column per
+        subset; below, each method's λ_RUL minus GABA's on the same seed, where methods that
+        coincide on the top panel (the replay and schedule follow GABA closely) separate."""
+        n = len(self.subsets)
+        if fig is None:
+            fig, axes = new_figure(2, n, width=3.6 * n + 0.6, height=5.4, squeeze=False,
+                                   sharex="col", gridspec_kw={"height_ratios": (1.3, 1)})
+        else:
+            axes = fig.subplots(2, n, squeeze=False, sharex="col")
+        styles = ("-", "--", "-.", ":")
+        for col, subset in enumerate(self.subsets):
+            top, bottom = axes[0][col], axes[1][col]
+            reference = self._trace(subset, "gaba")
             for i, method in enumerate(self.methods):
-                trace = self._trace(subset, method)
-                if trace is not None:
-                    ax.plot(trace.step, trace.applied_weights[:, 0], color=f"C{i}",
-                            label=f"{method} (seed {trace.seed})", lw=1.0)
-            ax.set_yscale("log")
-            ax.set_xlabel("training step")
-            ax.set_title(f"{subset}: applied RUL weight λ_RUL")
+                trace = self._trace(subset, method, None if reference is None
+                                    else reference.seed)
+                trace = trace if trace is not None else self._trace(subset, method)
+                if trace is None:
+                    continue
+                style = dict(color=f"C{i}", ls=styles[i % len(styles)], lw=1.1)
+                top.plot(trace.step, trace.applied_weights[:, 0],
+                         label=f"{method} (seed {trace.seed})", **style)
+                if (reference is not None and method != "gaba" and trace.seed == reference.seed
+                        and len(trace) == len(reference)):
+                    bottom.plot(trace.step, trace.applied_weights[:, 0]
+                                - reference.applied_weights[:, 0], label=method, **style)
+            top.set_yscale("log")
+            top.set_title(f"{subset}: applied RUL weight λ_RUL", fontsize=9)
+            bottom.axhline(0, color="k", lw=0.6)
+            bottom.set_yscale("symlog", linthresh=1e-4)
+            bottom.set_xlabel("training step (from 1)")
         axes[0][0].set_ylabel("λ_RUL (log)")
-        axes[0][0].legend(fontsize=7)
+        axes[1][0].set_ylabel("λ_RUL − GABA's (symlog)")
+        axes[0][0].legend(fontsize=6.5)
         return fig
 
     def plot_ratio(self, fig=None, window: int = 50):
@@ -1007,7 +1060,7 @@ class ComparisonResponse:
                 ax.plot(trace.step, rolling_median(ratio, window), color=f"C{i}",
                         label=f"{method} (seed {trace.seed}), {window}-step median")
             ax.set_yscale("log")
-            ax.set_xlabel("training step")
+            ax.set_xlabel("training step (from 1)")
             ax.set_title(f"{subset}: g_RUL / g_health")
         axes[0][0].set_ylabel("gradient-norm ratio (log)")
         axes[0][0].legend(fontsize=7)
@@ -1169,9 +1222,48 @@ def comparison_study(results_dir: Path | None, outdir: Path, *, quick: bool = Fa
         figures += save_figure(response.plot_lambda(), outdir, "compare_lambda")
         if "equal" in response.methods:
             figures += save_figure(response.plot_ratio(), outdir, "compare_ratio")
-    return Study(name="compare", title=title, summary=_summary_text(response, results_dir),
-                 figures=figures, claims=response.claims(),
+    n_runs = len(response.rows)
+    seeds = f"{len(response.seeds)} seeds"
+    captions = {f"compare_paired_{metric}": (
+        f"{METRICS[metric][0]}: each method minus GABA on the same seed (grey points; "
+        f"{seeds}, {n_runs} runs in all), their mean with its 95 % t interval (blue where the "
+        f"Holm-adjusted paired t-test gives p < 0.05 over the {len(response.methods) - 1} "
+        f"comparisons of a subset), and the equivalence margin of the TOST (green)."
+        + (" " + ("Lower" if METRICS[metric][1] else "Higher") + " is better.")
+    ) for metric in METRICS}
+    captions["compare_lambda"] = (
+        "The RUL weight each method applied over training (first seed with a committed trace), "
+        "and below its difference from GABA's on the same seed (symmetric log scale): the "
+        "replayed and scheduled weights follow GABA's to within the plotted differences.")
+    captions["compare_ratio"] = (
+        "The gradient-norm ratio g_RUL/g_health the sensor read under equal weights and under "
+        "GABA (per step, faint, and a 50-step rolling median).")
+    findings = [Finding(text, figure="compare_paired_test_rmse")
+                for text in _open_loop_findings(response)]
+    return Study(name="compare", title=title,
+                 summary=_summary_text(response, results_dir)
+                 + " " + ", ".join("{fig:" + Path(f).stem + "}" for f in figures
+                                   if str(f).endswith(".png")) + ".",
+                 figures=figures, claims=response.claims(), captions=captions, findings=findings,
                  tables=[response.markdown(level=3)])
+
+
+def _open_loop_findings(response: ComparisonResponse) -> list[str]:
+    """For each subset: does an open-loop replay of GABA's weights do as well (TOST)?"""
+    out = []
+    for p in response.paired():
+        if p["metric"] != "test_rmse" or p["method"] not in ("schedule", "replay"):
+            continue
+        if not np.isfinite(p.get("tost_holm_p", np.nan)):
+            continue
+        shown = p["tost_holm_p"] < ALPHA
+        out.append(
+            f"On {p['subset']} the open-loop {p['method']} of GABA's weights "
+            f"{'does as well as' if shown else 'is not shown equivalent to'} the closed loop: "
+            f"test RMSE {p['method']} − GABA {p['mean']:+.2f} [{p['ci_low']:+.2f}, "
+            f"{p['ci_high']:+.2f}] cycles over {p['n']} paired seeds (TOST at "
+            f"±{p['margin']:g} cycle, Holm p = {p['tost_holm_p']:.2g}).")
+    return out
 
 
 def _summary_text(response: ComparisonResponse, found: Path) -> str:

@@ -51,7 +51,7 @@ from gaba_control.weighting import (
     law_weights,
 )
 
-from ._common import Claim, Study, new_figure, results_dir, save_figure
+from ._common import Claim, Finding, Study, new_figure, results_dir, save_figure
 
 __all__ = [
     "FieldModelsResponse",
@@ -219,15 +219,20 @@ def gradnorm_stability_response(ratios=(2.0, 5.0, 20.0, 100.0, 500.0, 2400.0),
     lr, low = {}, {}
     for form, sgd in (("plain step", True), ("Adam", False)):
         lr[form] = np.outer(gradnorm_zero_crossing(ratios, sgd=sgd), factors)
-        low[form] = np.empty_like(lr[form])
-        for i, r in enumerate(ratios):
-            fixed = 2.0 / (1.0 + r)
-            for j, step in enumerate(lr[form][i]):
-                speed = step * r if sgd else step  # how fast w_1 moves a step
-                steps = int(min(max_steps, max(2000, 20.0 / speed)))
-                law = GradNormLaw(2, lr=float(step), sgd=sgd)
-                w = law_weights(law, np.tile([r, 1.0], (steps, 1)), np.ones((steps, 2)))
-                low[form][i, j] = float(w[:, 0].min()) / fixed
+        # every (ratio, step size) is one run of a single vectorised simulation, each read
+        # over its own horizon (20 time constants of w_1, at least 2000 steps)
+        r = np.repeat(ratios, factors.size)
+        steps_each = lr[form].ravel()
+        speed = steps_each * r if sgd else steps_each  # how fast w_1 moves a step
+        horizon = np.minimum(max_steps, np.maximum(2000, 20.0 / speed)).astype(int)
+        law = GradNormLaw(2, sgd=sgd)
+        law.lr = steps_each[:, None]  # per-run step size: the law's arithmetic broadcasts it
+        norms = np.broadcast_to(np.stack([r, np.ones_like(r)], axis=-1),
+                                (int(horizon.max()), r.size, 2))
+        w = law_weights(law, norms, np.ones_like(norms))
+        reached = np.arange(w.shape[0])[:, None] < horizon[None, :]
+        w1 = np.where(reached, w[:, :, 0], np.inf).min(axis=0)
+        low[form] = (w1 / (2.0 / (1.0 + r))).reshape(ratios.size, factors.size)
     return GradNormStabilityResponse(ratios, factors, lr, low, default_lr)
 
 
@@ -474,41 +479,9 @@ FIELD_RESULTS = results_dir() / "field"
 
 
 def plot_forest(response, metric: str = "test_rmse", fig=None):
-    """Per-seed differences method − GABA with their mean and 95 % t interval, per subset."""
-    from .compare import METRICS
-
-    subsets = response.subsets
-    if fig is None:
-        fig, axes = new_figure(1, len(subsets), width=4.8 * len(subsets), height=4.2,
-                               squeeze=False)
-        axes = axes[0]
-    else:
-        axes = fig.axes
-    label, lower_better = METRICS[metric]
-    paired = {(p["subset"], p["method"]): p for p in response.paired() if p["metric"] == metric}
-    others = [m for m in response.methods if m != "gaba"]
-    for ax, subset in zip(axes, subsets, strict=True):
-        gaba = response.values(subset, "gaba", metric)
-        for i, method in enumerate(others):
-            values = response.values(subset, method, metric)
-            common = sorted(set(values) & set(gaba))
-            d = np.array([values[k] - gaba[k] for k in common])
-            ax.plot(d, np.full(d.size, i), "o", color="0.6", ms=3, zorder=1)
-            p = paired.get((subset, method))
-            if p and p["n"] > 1 and np.isfinite(p["ci_low"]):
-                ax.errorbar(p["mean"], i, xerr=[[p["mean"] - p["ci_low"]],
-                                                [p["ci_high"] - p["mean"]]],
-                            fmt="D", color="C0" if p.get("holm_p", 1) < 0.05 else "k",
-                            capsize=3, zorder=2)
-        ax.axvline(0, color="0.4", lw=0.8)
-        ax.set_yticks(range(len(others)), others)
-        ax.invert_yaxis()
-        better = "← method better" if lower_better else "method better →"
-        ax.set_xlabel(f"{label}: method − GABA   ({better})")
-        n = max((p["n"] for p in paired.values() if p["subset"] == subset), default=0)
-        ax.set_title(f"{subset}, {n} seeds: per seed (grey), mean and 95 % CI\n"
-                     "(blue: Holm-adjusted p < 0.05)", fontsize="small")
-    return fig
+    """Per-seed differences method − GABA with their mean and 95 % t interval, per subset
+    (:meth:`analysis.compare.ComparisonResponse.plot_paired`)."""
+    return response.plot_paired(metric, fig=fig)
 
 
 def field_comparison(results_dir: Path = FIELD_RESULTS):
@@ -655,25 +628,92 @@ def run(outdir: Path, *, seed: int, trace, quick: bool) -> Study:
         claims += _comparison_claims(comparison)
         tables.append(comparison.markdown(level=3))
     summary = (
-        "Each weighting method read as a control loop. Table: the loop of every method "
+        "Each weighting method read as a control loop: {tab:The loop of every method} "
         "(gaba_control.weighting, `WeightingMethod.loop`). The laws with a linearisation "
         "(lti.methods: input the log-ratio the law reads, output log(w_1/w_2); plain-step forms "
         "of the learned laws, the form their papers' equations write) are compared in "
-        "field_bode/field_step; GradNorm has none (a relay comparator) and is mapped in "
-        "field_gradnorm_stability instead; MGDA and UPGrad are memoryless (static gains at "
-        "g = (100, 1), orthogonal gradients). Head-to-head in simulation "
+        "{fig:field_bode} and {fig:field_step}; GradNorm has none (a relay comparator) and is "
+        "mapped in {fig:field_gradnorm_stability} instead; MGDA and UPGrad are memoryless "
+        "(static gains at g = (100, 1), orthogonal gradients). Head-to-head in simulation "
         f"({sim.runs['steps']} steps, {sim.runs['runs']} runs per noisy source; loss readers "
-        "see constant losses on the norm sources): field_simulation. On C-MAPSS "
-        "(results/field, `gaba-control compare`): per-seed differences against GABA with 95 % "
-        "intervals, Holm-adjusted over the methods (field_cmapss_*).")
+        "see constant losses on the norm sources): {fig:field_simulation}."
+        + (" On C-MAPSS (results/field, `gaba-control compare`): per-seed differences against "
+           "GABA with 95 % intervals, Holm-adjusted over the methods "
+           "({fig:field_cmapss_test_rmse})."
+           if comparison is not None else ""))
+    captions = {
+        "field_bode": (
+            "Frequency responses of the linearised laws (input: the log gradient ratio the law "
+            "reads; output: log(w₁/w₂)) at g = (100, 1), plain-step forms, beside GABA's EMA."),
+        "field_step": (
+            "Step responses of the same linearised laws: log(w₁/w₂) after a unit step of the "
+            "log ratio, each against its simulated nonlinear law."),
+        "field_gradnorm_stability": (
+            f"GradNorm in its paper's form on g = (r, 1) with equal losses: the smallest weight "
+            f"of task 1 relative to its fixed point, at step sizes from "
+            f"{min(stability.factors):g}× to {max(stability.factors):g}× the analytic boundary "
+            f"where it crosses zero (black line), {len(stability.ratios)} imbalances, plain "
+            f"step and Adam."),
+        "field_simulation": (
+            f"Every method on the closed-loop study's sources ({sim.runs['steps']} steps, "
+            f"{sim.runs['runs']} runs per noisy source, and the identified plants): the small "
+            f"task's achieved share over the last quarter and the weight range."),
+    }
+    for metric in ("test_rmse", "test_phm08_score", "test_macro_f1"):
+        captions[f"field_cmapss_{metric}"] = (
+            f"The field on C-MAPSS, {METRICS_LABEL.get(metric, metric)}: each method minus GABA "
+            f"on the same seed (grey), the mean with its 95 % t interval (blue: Holm-adjusted "
+            f"p < 0.05 over the methods of a subset) and the TOST margin (green).")
     return Study(
         name="field",
         title="The field: weighting methods as control loops",
         summary=summary,
         figures=figures,
         claims=claims,
-        tables=tables,
+        tables=["### The loop of every method: sensor, reference, comparator, law, state\n\n"
+                + tables[0],
+                "### Linearised laws at g = (100, 1): DC gain, poles, noise gain\n\n"
+                + tables[1],
+                "### GradNorm's smallest weight relative to its fixed point, by step size and "
+                "imbalance\n\n" + tables[2],
+                "### Head-to-head in simulation: achieved share (last quarter), weight range, "
+                "settling and divergences\n\n" + tables[3], *tables[4:]],
+        captions=captions,
+        findings=_field_findings(comparison) if comparison is not None else [],
     )
+
+
+METRICS_LABEL = {"test_rmse": "test RMSE", "test_phm08_score": "PHM08 score",
+                 "test_macro_f1": "test macro-F1"}
+
+
+def _field_findings(comparison) -> list[Finding]:
+    """Per subset: which methods differ from GABA on test RMSE (Holm) and which are shown
+    equivalent (TOST), with the intervals."""
+    out = []
+    for subset in comparison.subsets:
+        rows = [p for p in comparison.paired()
+                if p["subset"] == subset and p["metric"] == "test_rmse"]
+        if not rows:
+            continue
+        n = max(p["n"] for p in rows)
+
+        def cell(p):
+            return f"{p['method']} {p['mean']:+.2f} [{p['ci_low']:+.2f}, {p['ci_high']:+.2f}]"
+
+        better = [cell(p) for p in rows if p.get("holm_p", 1) < 0.05 and p["mean"] < 0]
+        worse = [cell(p) for p in rows if p.get("holm_p", 1) < 0.05 and p["mean"] > 0]
+        same = [p["method"] for p in rows if p.get("tost_holm_p", 1) < 0.05]
+        parts = [f"On {subset} ({n} seeds, test RMSE − GABA in cycles, 95 % CI, Holm over "
+                 f"{len(rows)} methods):"]
+        parts.append(f"better than GABA: {'; '.join(better)}." if better
+                     else "no method is better than GABA.")
+        if worse:
+            parts.append(f"Worse: {'; '.join(worse)}.")
+        parts.append(f"Shown equivalent within ±{rows[0]['margin']:g} (TOST): "
+                     f"{', '.join(same)}." if same else "None is shown equivalent (TOST).")
+        out.append(Finding(" ".join(parts), figure="field_cmapss_test_rmse"))
+    return out
 
 
 def field_table(response, metric: str = "test_rmse") -> str:

@@ -67,6 +67,20 @@ class GramianLaw(Law):
     def initial_state(self, like) -> dict:
         return {"calls": full(like, (), 0.0)}
 
+    #: entries of the numpy twin's memo of the static map (a constant source repeats one
+    #: Gramian every step; the map is memoryless and deterministic, so the memo is exact)
+    MEMO_SIZE = 4096
+
+    def _static_map(self, gram: np.ndarray) -> np.ndarray:
+        memo = self.__dict__.setdefault("_memo", {})
+        key = gram.tobytes()
+        if key not in memo:
+            if len(memo) >= self.MEMO_SIZE:
+                memo.clear()
+            memo[key] = self.weighting(torch.from_numpy(gram)).detach().numpy().astype(
+                np.float64)
+        return memo[key]
+
     def step(self, state: dict, m: Measurement):
         xp = array_namespace(state["calls"])
         gram = m.gramian
@@ -74,8 +88,7 @@ class GramianLaw(Law):
             flat = np.ascontiguousarray(gram).reshape(-1, *gram.shape[-2:]).copy()
             bad = ~np.all(np.isfinite(flat), axis=(-2, -1))  # invalid runs: dropped by the caller
             flat[bad] = np.eye(gram.shape[-1])
-            w = np.stack([self.weighting(torch.from_numpy(g)).detach().numpy()
-                          for g in flat]).astype(np.float64).reshape(gram.shape[:-1])
+            w = np.stack([self._static_map(g) for g in flat]).reshape(gram.shape[:-1])
         else:
             w = self.weighting(gram.to(torch.float64)).detach().to(torch.float64)
         return w, {"calls": state["calls"] + xp.ones_like(state["calls"])}

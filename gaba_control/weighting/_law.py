@@ -251,8 +251,11 @@ class LawSimulator:
         with np.errstate(all="ignore"):  # invalid runs compute garbage that `where` drops
             weights, stepped = law.step(self.state, m)
         ok = ok & _finite_rows(weights, stepped)  # a step that would poison the state is held
-        self.applied = np.where(column(ok, weights), weights, self.applied)
-        self.state = _where_state(ok, stepped, law.hold(self.state))
+        if ok.all():  # the common case: every run steps (same result as the masked update)
+            self.applied, self.state = np.array(weights, dtype=np.float64), stepped
+        else:
+            self.applied = np.where(column(ok, weights), weights, self.applied)
+            self.state = _where_state(ok, stepped, law.hold(self.state))
         self._ok = ok
         return self.applied.copy()
 
