@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ._common import Claim, Study, atomic_write_text
+from ._common import Claim, Study, atomic_write_text, save_figure
 
 STUDIES = (
     "analysis.bode",
@@ -92,9 +92,37 @@ def run_report(
         studies.append(module.run(outdir, seed=seed, trace=trace, quick=quick))
         timings[module_name] = time.perf_counter() - start
     report = outdir / "REPORT.md"
-    atomic_write_text(report, render(studies, trace=trace, seed=seed, quick=quick, timings=timings))
-    _remove_stale(outdir, studies, report, partial=only is not None)
+    overview = save_figure(audit_figure(studies), outdir, AUDIT_FIGURE)
+    atomic_write_text(report, render(studies, trace=trace, seed=seed, quick=quick, timings=timings,
+                                     with_audit_figure=True))
+    _remove_stale(outdir, [*studies, Study("audit", "", "", figures=overview)], report,
+                  partial=only is not None)
     return report
+
+
+AUDIT_FIGURE = "audit_verdicts"
+
+
+def audit_figure(studies):
+    """Every claim of the report counted by group (seed or toolkit) and verdict, labelled."""
+    from ._common import new_figure
+
+    rows = [(claim_group(c), c.verdict) for s in studies for c in s.claims]
+    groups = sorted({g for g, _ in rows}, key=lambda g: (g == "toolkit", g))
+    fig, ax = new_figure(width=6.4, height=0.6 + 0.42 * max(len(groups), 1))
+    colours = {"holds": "tab:green", "refuted": "tab:red", "not testable": "tab:gray"}
+    left = np.zeros(len(groups))
+    for verdict in VERDICT_ORDER:
+        n = np.array([sum(1 for g, v in rows if g == group and v == verdict) for group in groups])
+        bars = ax.barh(groups, n, left=left, color=colours[verdict], label=verdict)
+        ax.bar_label(bars, labels=[str(k) if k else "" for k in n], label_type="center",
+                     fontsize=7, color="white")
+        left += n
+    ax.invert_yaxis()
+    ax.set_xlabel("claims")
+    ax.set_title(f"All {len(rows)} claims of the report by the seed that makes them", fontsize=9)
+    ax.legend(fontsize=7, loc="lower right")
+    return fig
 
 
 def _select(only: list[str] | None) -> list[str]:
@@ -300,7 +328,7 @@ def render_contents(studies) -> list[str]:
     return lines
 
 
-def render_audit(studies, numbers: _Numbering) -> list[str]:
+def render_audit(studies, numbers: _Numbering, *, figure: bool = False) -> list[str]:
     """Appendix A: every claim, grouped by the seed that makes it, refuted first, with IDs."""
     rows = [(claim_group(c), s, c) for s in studies for c in s.claims]
     groups = sorted({g for g, _, _ in rows}, key=lambda g: (g == "toolkit", g))
@@ -321,6 +349,14 @@ def render_audit(studies, numbers: _Numbering) -> list[str]:
     vs = [c.verdict for _, _, c in rows]
     lines += [f"| all | {len(vs)} | {vs.count('holds')} | {vs.count('refuted')} | "
               f"{vs.count('not testable')} |", ""]
+    if figure:
+        n = numbers.figure.setdefault(AUDIT_FIGURE, len(numbers.figure) + 1)
+        lines += [f'<a id="fig-{AUDIT_FIGURE}"></a>', "",
+                  f"![Figure {n}: {AUDIT_FIGURE}]({AUDIT_FIGURE}.png)", "",
+                  f"**Figure {n}.** Every claim of this report ({len(vs)}) counted by the seed "
+                  f"that makes it (toolkit: the toolkit's checks of itself and the issues' "
+                  f"questions) and by verdict. ([PDF]({AUDIT_FIGURE}.pdf) · "
+                  f"[SVG]({AUDIT_FIGURE}.svg))", ""]
     seen: set[str] = set()
     for g in groups:
         lines += [f'<a id="audit-{g.replace(" ", "-")}"></a>', "", f"### {g}", ""]
@@ -347,7 +383,7 @@ def render_audit(studies, numbers: _Numbering) -> list[str]:
     return lines
 
 
-def render(studies, *, trace, seed, quick, timings) -> str:
+def render(studies, *, trace, seed, quick, timings, with_audit_figure: bool = False) -> str:
     """The whole REPORT.md text."""
     import control
     import scipy
@@ -384,7 +420,7 @@ def render(studies, *, trace, seed, quick, timings) -> str:
         lines += _render_tables(study, numbers)
         for stem in _figure_stems(study):
             lines += _render_figure(study, stem, numbers)
-    lines += render_audit(studies, numbers)
+    lines += render_audit(studies, numbers, figure=with_audit_figure)
     lines += ['<a id="appendix-b"></a>', "", "## Appendix B. Run times", "",
               "| study | seconds |", "| --- | --- |"]
     lines += [f"| {name.split('.')[-1]} | {sec:.1f} |" for name, sec in timings.items()]

@@ -54,7 +54,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ._common import Study, atomic_write_text, new_figure, results_dir, save_figure
+from ._common import Finding, Study, atomic_write_text, new_figure, results_dir, save_figure
 from .compare import (
     ALPHA,
     DEFAULT_CACHE,
@@ -478,8 +478,25 @@ def run(outdir: Path, *, seed: int, trace, quick: bool) -> Study:
                f"β = 0.99, λ_min = 0.05, W = 100), each paired by seed with the centre; "
                f"equivalence margin ±{response.margin:g} cycles of test RMSE (TOST, Holm over "
                f"the points). Verdicts (rows of the seed audit): {verdicts}.")
-    return Study(name="sweep", title=title, summary=summary, figures=figures,
-                 tables=[response.markdown(level=3)])
+    labels = {name: PARAMETERS[name][1] for name in response.varied}
+    captions = {f"sweep_{name}": (
+        f"GABA on {response.subset} against {labels[name]} ({len(response.seeds)} seeds per "
+        f"point, the other settings at their defaults): top, the paired difference of test "
+        f"RMSE from the centre with its 95 % t interval and the equivalence margin "
+        f"±{response.margin:g} cycle (shaded); middle, the fraction of post-warmup steps with "
+        f"the floor binding; bottom (log), the small task's achieved share against 1/K "
+        f"(medians over seeds, min–max bars).") for name in response.varied}
+    findings = [Finding(
+        f"Seed {v['seed']}'s claim of {v['claim']}: {v['verdict']} on {response.subset} "
+        f"({len(response.seeds)} seeds, TOST at "
+        f"±{response.margin:g} cycle of test RMSE, Holm over the points).",
+        figure=f"sweep_{v['parameter']}" if v.get("parameter") in response.varied else "")
+        for v in response.verdicts()]
+    return Study(name="sweep", title=title,
+                 summary=summary + " See " + ", ".join(
+                     "{fig:sweep_" + name + "}" for name in response.varied) + ".",
+                 figures=figures, tables=[response.markdown(level=3)], captions=captions,
+                 findings=findings)
 
 
 # ------------------------------------------------------------------------------ CLI
