@@ -93,6 +93,9 @@ def run_report(
         timings[module_name] = time.perf_counter() - start
     report = outdir / "REPORT.md"
     overview = save_figure(audit_figure(studies), outdir, AUDIT_FIGURE)
+    claims = outdir / CLAIMS_FILE
+    atomic_write_text(claims, claims_json(studies))
+    overview.append(claims)
     atomic_write_text(report, render(studies, trace=trace, seed=seed, quick=quick, timings=timings,
                                      with_audit_figure=True))
     _remove_stale(outdir, [*studies, Study("audit", "", "", figures=overview)], report,
@@ -101,6 +104,18 @@ def run_report(
 
 
 AUDIT_FIGURE = "audit_verdicts"
+#: every audit row as JSON beside REPORT.md (read by ``analysis.seed_coverage``)
+CLAIMS_FILE = "claims.json"
+
+
+def claims_json(studies) -> str:
+    """Every claim with its ID, group and study, as JSON (one object per row)."""
+    import json
+    from dataclasses import asdict
+
+    rows = [{"id": claim_id(s.name, c), "group": claim_group(c), "study": s.name, **asdict(c)}
+            for s in studies for c in s.claims]
+    return json.dumps(rows, ensure_ascii=False, indent=1) + "\n"
 
 
 def audit_figure(studies):

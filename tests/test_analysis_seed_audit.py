@@ -74,7 +74,8 @@ def test_run_quick_writes_figures_and_table(tmp_path):
     assert [p.suffix for p in study.figures] == [".png", ".svg", ".pdf"]
     assert all(p.exists() and p.stat().st_size > 0 for p in study.figures)
     assert study.claims and all(c.verdict in VERDICTS for c in study.claims)
-    table = study.tables[0]
+    heading, table = study.tables[0].split("\n\n", 1)
+    assert heading.startswith("### ") and study.captions["seed_audit_verdicts"]
     assert table.count("\n") == len(SEEDS) + 1
     for seed in SEEDS:
         assert f"| {seed} |" in table

@@ -1,0 +1,188 @@
+"""Which numbers printed in the seeds does the audit cover?
+
+Usage: ``python -m analysis.seed_coverage [--claims figures/claims.json] [--seeds DIR]
+[--list]``.
+
+Every number printed in a seed (``../shared/seeds/NNN_*.txt``) must either be
+*audited* (some row of the report's audit, ``claims.json``, whose group is that
+seed states the same value) or *excluded* by one of :data:`EXCLUSIONS`, each
+with its reason (page furniture, equation and line references, values that
+only configure an experiment the audit recomputes, …). What is neither is
+*open*: the work the audit has still to do. :data:`OPEN_BASELINE` holds the
+number of open values per seed at the last count; the tests fail when a seed
+has more, so coverage cannot silently fall (lower the baseline as rows are
+added).
+
+A number is matched by value, not by spelling: ``0.0016`` in a seed and
+``≈ 0.0016`` or ``1.6e-3`` in a claim are the same; a percentage matches its
+fraction too (``63.2 %`` and ``0.632``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+__all__ = ["EXCLUSIONS", "OPEN_BASELINE", "Coverage", "SeedNumber", "coverage_response",
+           "seed_numbers"]
+
+#: a number as the seeds print it: digits with an optional decimal part or exponent, and
+#: an optional percent sign; not part of a word (``FD002``, ``x1``) or of a longer number
+NUMBER = re.compile(r"(?<![\w.])(\d+(?:\.\d+)?(?:[eE][-+]?\d+)?)(\s?%)?(?![\w.]*\w)")
+
+
+@dataclass(frozen=True)
+class Exclusion:
+    """A class of printed numbers the audit leaves out, and why."""
+
+    reason: str
+    context: str  # regex searched in the number's surrounding text (± 40 characters)
+    seeds: tuple[str, ...] = ()  # empty: every seed
+
+    def applies(self, seed: str, context: str) -> bool:
+        return (not self.seeds or seed in self.seeds) and re.search(self.context, context) is not None
+
+
+#: the classes of numbers that are not claims (checked in order; the first that applies wins)
+EXCLUSIONS = (
+    Exclusion("page furniture (chapter, section, reading time)",
+              r"Chapter \d+|Section \d+ of \d+|\d+ min read"),
+    Exclusion("a line reference into the paper's source", r"main\.tex:\d+"),
+    Exclusion("an equation, algorithm or section number",
+              r"(?i)\b(eq\.?|equation|algorithm|§)\s*\(?\d+"),
+    Exclusion("a citation year", r"\b(19|20)\d\d\b\)?"),
+    Exclusion("a subscript, index or exponent in a formula",
+              r"[_^]\{?\d|\\[a-z]+\{?\d|[a-z]\[\w?[-+]?\d\]|\{\d\}"),
+)
+
+
+@dataclass(frozen=True)
+class SeedNumber:
+    """One distinct value printed in a seed, where it first appears and its status."""
+
+    seed: str
+    text: str
+    value: float
+    context: str
+    count: int
+    status: str  # "audited", "excluded" or "open"
+    why: str = ""  # the matching audit IDs, or the exclusion's reason
+
+
+@dataclass
+class Coverage:
+    """The coverage of every seed: its numbers and their status."""
+
+    numbers: list[SeedNumber] = field(default_factory=list)
+
+    def counts(self) -> dict[str, dict[str, int]]:
+        out: dict[str, dict[str, int]] = {}
+        for n in self.numbers:
+            row = out.setdefault(n.seed, {"audited": 0, "excluded": 0, "open": 0})
+            row[n.status] += 1
+        return dict(sorted(out.items()))
+
+    def open(self, seed: str | None = None) -> list[SeedNumber]:
+        return [n for n in self.numbers if n.status == "open" and seed in (None, n.seed)]
+
+    def markdown(self, *, list_open: bool = False) -> str:
+        lines = ["| seed | distinct numbers | audited | excluded | open | open baseline |",
+                 "| --- | --- | --- | --- | --- | --- |"]
+        for seed, c in self.counts().items():
+            lines.append(f"| {seed} | {sum(c.values())} | {c['audited']} | {c['excluded']} | "
+                         f"{c['open']} | {OPEN_BASELINE.get(seed, '—')} |")
+        if list_open:
+            for n in self.open():
+                lines.append(f"\n- seed {n.seed}: {n.text} (×{n.count}) … {n.context} …")
+        return "\n".join(lines)
+
+
+def _value(text: str, percent: bool) -> float:
+    v = float(text)
+    return v / 100 if percent else v
+
+
+def _values_in(text: str) -> set[float]:
+    """Every number in an audit row, as values (percentages also as fractions)."""
+    out = set()
+    for m in re.finditer(r"(?<![\w.])(\d+(?:\.\d+)?(?:[eE][-+]?\d+)?)(\s?%)?", text):
+        v = float(m.group(1))
+        out.add(v)
+        if m.group(2):
+            out.add(v / 100)
+    return out
+
+
+def _same(a: float, values: set[float]) -> bool:
+    return any(math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-15) for b in values)
+
+
+def seed_numbers(text: str) -> list[tuple[str, float, str, int]]:
+    """``(printed text, value, context, count)`` of each distinct value in a seed's text."""
+    seen: dict[float, list] = {}
+    for m in NUMBER.finditer(text):
+        value = _value(m.group(1), bool(m.group(2)))
+        start, stop = max(m.start() - 40, 0), min(m.end() + 40, len(text))
+        context = " ".join(text[start:stop].split())
+        if value in seen:
+            seen[value][3] += 1
+            seen[value][4].append(context)
+        else:
+            seen[value] = [m.group(0).strip(), value, context, 1, [context]]
+    return [(t, v, c, n) for t, v, c, n, _ in seen.values()], {
+        v: entry[4] for v, entry in seen.items()}
+
+
+#: open values per seed at the last count (lower these as audit rows are added)
+OPEN_BASELINE: dict[str, int] = {}
+
+
+def coverage_response(claims_path: Path, seeds_dir: Path) -> Coverage:
+    """The coverage of the seeds in ``seeds_dir`` by the audit rows in ``claims_path``."""
+    rows = json.loads(Path(claims_path).read_text())
+    by_group: dict[str, list[tuple[str, set[float]]]] = {}
+    for r in rows:
+        text = " ".join(str(r.get(k, "")) for k in ("claim", "source", "tolerance"))
+        by_group.setdefault(r["group"], []).append((r["id"], _values_in(text)))
+    coverage = Coverage()
+    for path in sorted(Path(seeds_dir).glob("[0-9][0-9][0-9]_*.txt")):
+        seed = path.name[:3]
+        distinct, contexts = seed_numbers(path.read_text())
+        audit = by_group.get(f"seed {seed}", [])
+        for text, value, context, count in distinct:
+            ids = [i for i, values in audit if _same(value, values)]
+            if ids:
+                coverage.numbers.append(SeedNumber(seed, text, value, context, count, "audited",
+                                                   ", ".join(ids[:3])))
+                continue
+            reason = next((e.reason for e in EXCLUSIONS
+                           if all(e.applies(seed, c) for c in contexts[value])), "")
+            coverage.numbers.append(SeedNumber(seed, text, value, context, count,
+                                               "excluded" if reason else "open", reason))
+    return coverage
+
+
+def main(argv=None) -> int:
+    from ._common import results_dir
+
+    parser = argparse.ArgumentParser(prog="python -m analysis.seed_coverage",
+                                     description=__doc__.splitlines()[0])
+    parser.add_argument("--claims", type=Path,
+                        default=results_dir().parent / "figures" / "claims.json")
+    parser.add_argument("--seeds", type=Path,
+                        default=results_dir().parents[1] / "shared" / "seeds")
+    parser.add_argument("--list", action="store_true", help="list every open number")
+    args = parser.parse_args(argv)
+    for given, name in ((args.claims, "--claims"), (args.seeds, "--seeds")):
+        if not given.exists():
+            parser.error(f"{name} {given} does not exist")
+    print(coverage_response(args.claims, args.seeds).markdown(list_open=args.list))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
