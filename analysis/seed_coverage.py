@@ -35,28 +35,61 @@ __all__ = ["EXCLUSIONS", "OPEN_BASELINE", "Coverage", "SeedNumber", "coverage_re
 NUMBER = re.compile(r"(?<![\w.])(\d+(?:\.\d+)?(?:[eE][-+]?\d+)?)(\s?%)?(?![\w.]*\w)")
 
 
+#: where the number stands in an exclusion's pattern
+MARK = "⟨N⟩"
+#: prefixed to the context of an integer that continues a run of consecutive integers
+#: (``12 13 14``: a code listing's line numbers, which the text dump runs into the code)
+LINE_NUMBER = "⟦line⟧ "
+
+
+def _in_line_numbering(text: str, m: re.Match) -> bool:
+    if m.group(2) or not m.group(1).isdigit():
+        return False
+    n = int(m.group(1))
+    before, after = text[max(m.start() - 6, 0):m.start()], text[m.end():m.end() + 6]
+    return (re.search(rf"(?<![\d.]){n - 1}\s?$", before) is not None
+            or re.match(rf"\s?{n + 1}(?![\d.])", after) is not None)
+
+
 @dataclass(frozen=True)
 class Exclusion:
-    """A class of printed numbers the audit leaves out, and why."""
+    """A class of printed numbers the audit leaves out, and why.
+
+    ``pattern`` is searched in the number's surroundings (40 characters each side,
+    whitespace collapsed) with the number itself replaced by ``⟨N⟩``, so a pattern
+    says what stands next to the number. A value is excluded only when every one of
+    its occurrences in the seed matches (a value printed once as a claim stays in).
+    """
 
     reason: str
-    context: str  # regex searched in the number's surrounding text (± 40 characters)
+    pattern: str
     seeds: tuple[str, ...] = ()  # empty: every seed
+    within: tuple[float, float] | None = None  # only values in this closed range
 
-    def applies(self, seed: str, context: str) -> bool:
-        return (not self.seeds or seed in self.seeds) and re.search(self.context, context) is not None
+    def applies(self, seed: str, context: str, value: float) -> bool:
+        return ((not self.seeds or seed in self.seeds)
+                and (self.within is None or self.within[0] <= value <= self.within[1])
+                and re.search(self.pattern, context) is not None)
 
 
-#: the classes of numbers that are not claims (checked in order; the first that applies wins)
+_CODE = (r"(?:def |import |from |return|#|print|self|for |if |while |with |out|ema|lam|"
+         r"g_|torch|np\.|\"\"\"|assert|class |[A-Za-z_]\w* ?(?:=|\(|\[|\.[a-z_]))")
+
+#: the classes of numbers that are not claims (the first that applies gives the reason)
 EXCLUSIONS = (
     Exclusion("page furniture (chapter, section, reading time)",
-              r"Chapter \d+|Section \d+ of \d+|\d+ min read"),
-    Exclusion("a line reference into the paper's source", r"main\.tex:\d+"),
-    Exclusion("an equation, algorithm or section number",
-              r"(?i)\b(eq\.?|equation|algorithm|§)\s*\(?\d+"),
-    Exclusion("a citation year", r"\b(19|20)\d\d\b\)?"),
-    Exclusion("a subscript, index or exponent in a formula",
-              r"[_^]\{?\d|\\[a-z]+\{?\d|[a-z]\[\w?[-+]?\d\]|\{\d\}"),
+              r"Chapter ⟨N⟩|⟨N⟩ min read|Section ⟨N⟩ of|Section \d+ of ⟨N⟩"),
+    Exclusion("a line reference into a source file",
+              r"\.(?:tex|py):(?:\d+-)?⟨N⟩|\bline ⟨N⟩ of|⟨N⟩ lines without explanation"),
+    Exclusion("a citation year", r"(?:et al\.|[A-Z][a-z]+,?|\bA) ⟨N⟩(?=[\s),;.])",
+              within=(1700, 2100)),
+    Exclusion("an equation, algorithm, table or section number",
+              r"(?i)(?:\beq\.?|\bequation|\balgorithm|\btable|\bfigure|\bsec\.?|\bsection|§)"
+              r" ?\(?⟨N⟩"),
+    Exclusion("the line number of a code listing",
+              r"^⟦line⟧|(?:^|[\s\d]|[)\]:\"])⟨N⟩ ?(?:\d+ ?)*" + _CODE),
+    Exclusion("a subscript, exponent or index in a formula or code",
+              r"[_^]\{?⟨N⟩|\{⟨N⟩\}|\[⟨N⟩\]|\[-⟨N⟩\]|\w\(⟨N⟩\)|range\(⟨N⟩"),
 )
 
 
@@ -121,13 +154,19 @@ def _same(a: float, values: set[float]) -> bool:
     return any(math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-15) for b in values)
 
 
-def seed_numbers(text: str) -> list[tuple[str, float, str, int]]:
-    """``(printed text, value, context, count)`` of each distinct value in a seed's text."""
+def seed_numbers(text: str):
+    """The distinct values printed in a seed's text.
+
+    Returns ``(rows, contexts)``: rows ``(printed text, value, context, count)``
+    in order of first appearance, and every occurrence's marked context per value.
+    """
     seen: dict[float, list] = {}
     for m in NUMBER.finditer(text):
         value = _value(m.group(1), bool(m.group(2)))
         start, stop = max(m.start() - 40, 0), min(m.end() + 40, len(text))
-        context = " ".join(text[start:stop].split())
+        context = " ".join((text[start:m.start()] + MARK + text[m.end():stop]).split())
+        if _in_line_numbering(text, m):
+            context = LINE_NUMBER + context
         if value in seen:
             seen[value][3] += 1
             seen[value][4].append(context)
@@ -159,8 +198,9 @@ def coverage_response(claims_path: Path, seeds_dir: Path) -> Coverage:
                 coverage.numbers.append(SeedNumber(seed, text, value, context, count, "audited",
                                                    ", ".join(ids[:3])))
                 continue
-            reason = next((e.reason for e in EXCLUSIONS
-                           if all(e.applies(seed, c) for c in contexts[value])), "")
+            reasons = [next((e.reason for e in EXCLUSIONS if e.applies(seed, c, value)), "")
+                       for c in contexts[value]]
+            reason = "; ".join(dict.fromkeys(reasons)) if all(reasons) else ""
             coverage.numbers.append(SeedNumber(seed, text, value, context, count,
                                                "excluded" if reason else "open", reason))
     return coverage
