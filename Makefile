@@ -19,7 +19,7 @@ setup: $(BIN)/python
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[test]"
 
 report: setup
-	$(BIN)/gaba-control report $(REPORT_ARGS)
+	$(BIN)/gaba-control report --jobs 2 $(REPORT_ARGS)
 
 test: setup
 	$(BIN)/python -m ruff check gaba_control analysis benchmarks tests

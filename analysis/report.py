@@ -58,6 +58,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--only", nargs="+", default=None, metavar="STUDY",
                         help="run only these studies (e.g. bode noise)")
     parser.add_argument("--no-progress", action="store_true", help="no progress display")
+    parser.add_argument("--jobs", type=int, default=1, metavar="N",
+                        help="run the studies in N worker processes, 1–64 (default 1)")
 
 
 def run_report(
@@ -70,8 +72,18 @@ def run_report(
     quick: bool = False,
     only: list[str] | None = None,
     progress: bool = True,
+    jobs: int = 1,
 ) -> Path:
-    """Run the studies and write ``outdir/REPORT.md``; return its path."""
+    """Run the studies and write ``outdir/REPORT.md``; return its path.
+
+    ``jobs > 1`` runs the studies in that many worker processes (each study is
+    independent and writes only its own figures; the report is the same).
+    """
+    from gaba_control._validation import check_positive_int
+
+    jobs = check_positive_int(jobs, "jobs")
+    if jobs > 64:
+        raise ValueError(f"jobs must lie in [1, 64], got {jobs}")
     from gaba_control._io import output_directory
 
     names = _select(only)  # an unknown study name or a missing trace fails before any work
@@ -79,18 +91,8 @@ def run_report(
         raise FileNotFoundError(f"trace file not found: {trace_path}")
     outdir = output_directory(outdir, "--outdir")
     trace = _load_or_train_trace(trace_path, train, data_dir, outdir, seed, quick)
-    studies: list[Study] = []
-    timings: dict[str, float] = {}
-    from tqdm.auto import tqdm
-
-    bar = tqdm(names, desc="studies", disable=not progress, file=sys.stderr)
-    for module_name in bar:
-        bar.set_postfix_str(module_name.split(".")[-1])
-        start = time.perf_counter()
-        # relative: the studies are ``analysis`` in a checkout, ``gaba_control.analysis`` installed
-        module = importlib.import_module("." + module_name.split(".")[-1], __package__)
-        studies.append(module.run(outdir, seed=seed, trace=trace, quick=quick))
-        timings[module_name] = time.perf_counter() - start
+    studies, timings = _run_studies(names, outdir, seed=seed, trace=trace, quick=quick,
+                                    jobs=jobs, progress=progress)
     report = outdir / "REPORT.md"
     overview = save_figure(audit_figure(studies), outdir, AUDIT_FIGURE)
     claims = outdir / CLAIMS_FILE
@@ -138,6 +140,46 @@ def audit_figure(studies):
     ax.set_title(f"All {len(rows)} claims of the report by the seed that makes them", fontsize=9)
     ax.legend(fontsize=7, loc="lower right")
     return fig
+
+
+#: the slowest studies first, so a pool of workers finishes together
+_SLOWEST_FIRST = ("analysis.field", "analysis.closed_loop", "analysis.noise", "analysis.identify")
+
+
+def _run_study(module_name: str, outdir: Path, seed: int, trace, quick: bool):
+    start = time.perf_counter()
+    # relative: the studies are ``analysis`` in a checkout, ``gaba_control.analysis`` installed
+    module = importlib.import_module("." + module_name.split(".")[-1], __package__)
+    return module.run(outdir, seed=seed, trace=trace, quick=quick), time.perf_counter() - start
+
+
+def _run_studies(names, outdir, *, seed, trace, quick, jobs, progress):
+    """The studies in ``names`` order and their run times (seconds), on ``jobs`` processes."""
+    from tqdm.auto import tqdm
+
+    results = {}
+    bar = tqdm(total=len(names), desc="studies", disable=not progress, file=sys.stderr)
+    if jobs == 1:
+        for name in names:
+            bar.set_postfix_str(name.split(".")[-1])
+            results[name] = _run_study(name, outdir, seed, trace, quick)
+            bar.update()
+    else:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor, as_completed
+
+        order = sorted(names, key=lambda n: (n not in _SLOWEST_FIRST,
+                                             _SLOWEST_FIRST.index(n) if n in _SLOWEST_FIRST
+                                             else 0))
+        # spawn: the parent may hold torch's thread pools, which a fork would copy mid-state
+        with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+            futures = {pool.submit(_run_study, n, outdir, seed, trace, quick): n for n in order}
+            for future in as_completed(futures):
+                results[futures[future]] = future.result()
+                bar.set_postfix_str(futures[future].split(".")[-1])
+                bar.update()
+    bar.close()
+    return [results[n][0] for n in names], {n: results[n][1] for n in names}
 
 
 def _select(only: list[str] | None) -> list[str]:
@@ -453,7 +495,7 @@ def main(argv=None) -> int:
 def run_from_args(args: argparse.Namespace) -> int:
     report = run_report(args.outdir, seed=args.seed, trace_path=args.trace, train=args.train,
                         data_dir=args.data_dir, quick=args.quick, only=args.only,
-                        progress=not args.no_progress)
+                        progress=not args.no_progress, jobs=args.jobs)
     print(f"wrote {report}")
     return 0
 

@@ -95,7 +95,7 @@ def test_hostile_sweep_arguments(tmp_path_factory, capsys, cmapss_dir, flags):
 
 @settings(deadline=None, max_examples=int(os.environ.get("GABA_FUZZ_EXAMPLES", "30")),
           suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(flags=st.lists(st.tuples(st.sampled_from(["--seed", "--only", "--trace"]),
+@given(flags=st.lists(st.tuples(st.sampled_from(["--seed", "--only", "--trace", "--jobs"]),
                                 st.sampled_from([*HOSTILE, "bode", "nonsense", "../x"])),
                       min_size=1, max_size=2, unique_by=lambda t: t[0]))
 def test_hostile_report_arguments_fail_cleanly(tmp_path_factory, capsys, flags):

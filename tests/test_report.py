@@ -101,13 +101,26 @@ def test_rerun_removes_stale_files_and_partial_runs_keep_others(quick_report):
     assert after == sorted(set(before) - {"bode_old_name.png"})
 
 
-def test_figures_are_deterministic(tmp_path):
+def test_figures_are_deterministic_and_worker_processes_change_nothing(tmp_path):
     a, b = tmp_path / "a", tmp_path / "b"
-    for outdir in (a, b):
-        report.run_report(outdir, quick=True, only=["bode", "bounds"], progress=False)
-    files = sorted(p.name for p in a.iterdir() if p.suffix in {".png", ".svg", ".pdf"})
-    assert files
+    for outdir, jobs in ((a, 1), (b, 2)):
+        report.run_report(outdir, quick=True, only=["bode", "bounds"], progress=False, jobs=jobs)
+    files = sorted(p.name for p in a.iterdir() if p.suffix in {".png", ".svg", ".pdf", ".json"})
+    assert files == sorted(p.name for p in b.iterdir()
+                           if p.suffix in {".png", ".svg", ".pdf", ".json"})
     assert [digest(a / f) for f in files] == [digest(b / f) for f in files]
+
+    def without_times(path):
+        return path.read_text().split("## Appendix B.")[0]
+
+    assert without_times(a / "REPORT.md") == without_times(b / "REPORT.md")
+
+
+def test_jobs_out_of_range_is_refused_before_any_work(tmp_path):
+    for bad in (0, -1, 65):
+        with pytest.raises(ValueError, match="jobs"):
+            report.run_report(tmp_path / "out", quick=True, only=["bode"], jobs=bad)
+    assert not (tmp_path / "out").exists()
 
 
 def test_unknown_study_is_rejected(tmp_path):
