@@ -335,11 +335,11 @@ class StartupResponse:
 
     def milestone_table(self) -> str:
         """The seed's milestones against the legacy replay and the spread over seeds."""
-        lines = ["| t | seed's value | legacy seed(0) replay | median over seeds | 99 % band |",
-                 "| --- | --- | --- | --- | --- |"]
+        lines = ["| step (the seed's t + 1) | seed's value | legacy seed(0) replay | median over "
+                 "seeds | 99 % band |", "| --- | --- | --- | --- | --- |"]
         for t, printed in zip(MILESTONES, SEED_MILESTONES, strict=True):
             lo, med, hi = self.quantiles[:, t]
-            lines.append(f"| {t} | {printed:.6f} | {self.legacy[t]:.6f} | {med:.6f} | "
+            lines.append(f"| {t + 1} | {printed:.6f} | {self.legacy[t]:.6f} | {med:.6f} | "
                          f"[{lo:.6f}, {hi:.6f}] |")
         return "\n".join(lines)
 
@@ -1102,7 +1102,8 @@ def run(outdir: Path, *, seed: int, trace, quick: bool) -> Study:
         f"function of the ratio, so the large task is over-weighted; W only delays the loop. "
         f"Seed 000's start-up table is not reproduced by np.random.seed(0) draws "
         f"(max deviation {start.legacy_deviation:.1e}); "
-        f"at t = 200 the mean λ*_rul has covered {start.progress_200:.2f} of its way, not half. "
+        f"at step 201 (the seed's t = 200) the mean λ*_rul has covered "
+        f"{start.progress_200:.2f} of its way, not half. "
         f"In the toy plant (two conflicting least-squares tasks, scales "
         f"{plant.scales[0]:g}:{plant.scales[1]:g}) the achieved share of the small task is "
         f"{plant.final['gaba']['share_small']:.3f} with GABA vs "

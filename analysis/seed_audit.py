@@ -226,7 +226,7 @@ def _trace_facts(trace) -> _TraceFacts | None:
         init_ratio=float(ratio[0]),
         median_ratio=float(np.median(ratio)),
         peak_epoch_ratio=float(per_epoch.max()),
-        peak_epoch=int(epochs[per_epoch.argmax()]),
+        peak_epoch=int(epochs[per_epoch.argmax()]) + 1,  # epochs counted from 1, as everywhere
         last_epoch_ratio=float(per_epoch[-1]),
         raw_cv=float(raw.std() / raw.mean()) if raw.size > 1 else float("nan"),
         raw_mean=float(raw.mean()) if raw.size else float("nan"),

@@ -37,6 +37,14 @@ def test_report_embeds_every_figure_with_a_number_and_a_caption(quick_report):
         assert f'<a id="{cited}"></a>' in text, cited  # every citation resolves
 
 
+def test_steps_and_epochs_are_counted_from_one(quick_report):
+    text = (quick_report / "REPORT.md").read_text()
+    # regression: the seed audit printed a trace's 0-based epoch ("epoch 0") for the same peak
+    # the real-loop study called epoch 1
+    assert not re.search(r"\bepoch 0\b", text)
+    assert "loop index" not in text
+
+
 def test_report_opens_with_findings_and_contents(quick_report):
     text = (quick_report / "REPORT.md").read_text()
     headings = re.findall(r"^## (.*)$", text, flags=re.M)
