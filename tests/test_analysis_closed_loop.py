@@ -207,3 +207,14 @@ def test_docstring_examples():
 
     result = doctest.testmod(cl, optionflags=doctest.NORMALIZE_WHITESPACE)
     assert result.attempted > 0 and result.failed == 0
+
+
+def test_settling_is_counted_in_updates_as_the_theory_counts_them():
+    # regression: the sweep counted post-warmup samples from 0 and read 298 against the
+    # theory's 299 (β = 0.99) and 28 against 29 (β = 0.9); with no floor and no warmup
+    # the run-averaged λ* is the EMA of the run-averaged raw weight: it settles as the theory
+    from analysis.closed_loop import sweep_response
+
+    rows = sweep_response(warmups=(0,), betas=(0.9, 0.99), lambda_mins=(0.0,), steps=3000,
+                          runs=4).rows
+    assert [(r["settle"], r["theory"]) for r in rows] == [(29, 29), (299, 299)]
