@@ -149,6 +149,40 @@ class RealLoopResponse:
                      ha="center", fontsize=6.5, color="tab:orange")
         return fig
 
+    def window_rows(self) -> list[dict]:
+        """The summary's loop quantities over several windows of the post-warmup steps, so a
+        reader sees how much each number depends on the window chosen."""
+        post = np.flatnonzero(self.post_warmup)
+        small = self.summary()["small_task"]
+        floor = np.any(self.ema < self.lambda_min, axis=-1) & self.is_gaba
+        n = post.size
+        windows = {"all post-warmup steps": post, "second half": post[n // 2:],
+                   "last quarter": post[3 * n // 4:],
+                   "first 500 post-warmup steps": post[:500]}
+        rows = []
+        for name, idx in windows.items():
+            if idx.size == 0:
+                continue
+            ratio = self.ratio[idx]
+            rows.append({
+                "window": name, "steps": int(idx.size),
+                "range": f"{int(self.steps[idx[0]])}–{int(self.steps[idx[-1]])}",
+                "floor": float(floor[idx].mean()),
+                "share": _median(self.share_weighted[idx, small]),
+                "weight": _median(self.weights[idx, small]),
+                "ratio": float(np.nanmedian(ratio)) if np.isfinite(ratio).any() else np.nan})
+        return rows
+
+    def window_table(self) -> str:
+        small = self.name(self.summary()["small_task"])
+        lines = [f"| window | steps | step range | floor active | median share of {small} | "
+                 f"median λ*_{small} | median ratio |", "|---|---|---|---|---|---|---|"]
+        for r in self.window_rows():
+            lines.append(f"| {r['window']} | {r['steps']} | {r['range']} | "
+                         f"{100 * r['floor']:.1f} % | {r['share']:.4f} | {r['weight']:.4f} | "
+                         f"{r['ratio']:.0f} |")
+        return "\n".join(lines)
+
     def claims(self) -> list[Claim]:
         if not self.post_warmup.any():
             reason = "the trace has no post-warmup steps"
@@ -299,6 +333,10 @@ def run(outdir: Path, *, seed: int, trace: Trace | None, quick: bool) -> Study:
         f"receives {s['share_weighted_small']:.3f} of the weighted gradient, not "
         f"1/K = {response.reference:g} (median over the post-warmup steps; the gradient "
         f"ratio's median over the run is {s['ratio_median']:.0f}).", figure="real_loop")
-    return Study(name="real_loop", title=title, summary=summary + " See {fig:real_loop}.",
+    return Study(name="real_loop", title=title,
+                 summary=summary + " See {fig:real_loop}; {tab:The loop quantities by window} "
+                 "shows how much each depends on the window.",
+                 tables=["### The loop quantities by window (medians over the window's "
+                         "steps)\n\n" + response.window_table()],
                  figures=figures, captions={"real_loop": caption}, findings=[finding],
                  claims=[replace(c, figure="real_loop") for c in response.claims()])
