@@ -664,8 +664,9 @@ def run(outdir: Path, *, seed: int, trace, quick: bool) -> Study:
         "field_simulation": (
             f"Left: every method's achieved share of the small-gradient task (over the last "
             f"quarter of {sim.runs['steps']} steps) on constant imbalances; the methods that "
-            f"read losses (uncertainty, DWA, FAMO) see constant losses there and coincide with "
-            f"equal weights. Right: the share of the median of {sim.runs['runs']} runs closed "
+            f"read losses (uncertainty, DWA, FAMO) see constant losses there, and UPGrad "
+            f"orthogonal, non-conflicting gradients: all four coincide with equal weights. "
+            f"Right: the share of the median of {sim.runs['runs']} runs closed "
             f"through the toy plant (25-step running mean; the table has every source)."),
     }
     for metric in ("test_rmse", "test_phm08_score", "test_macro_f1"):
