@@ -1653,7 +1653,9 @@ class SeedAuditResponse:
         ax_counts.legend(loc="upper center", bbox_to_anchor=(0.5, -0.08), ncol=3, fontsize=7)
         floor = 1e-17
         for row, item in enumerate(numeric):
-            ax_err.scatter(max(item.relative_error, floor), row, s=14,
+            finite = np.isfinite(item.relative_error)  # an infinite error: at the right edge
+            ax_err.scatter(max(item.relative_error, floor) if finite else 7e2, row,
+                           s=14 if finite else 24, marker="o" if finite else ">",
                            color=colours[item.claim.verdict], zorder=3)
         ax_err.set_yticks(range(len(numeric)), [f"{i.seed} {i.key}" for i in numeric],
                           fontsize=5.5)
@@ -1662,7 +1664,7 @@ class SeedAuditResponse:
         ax_err.set_xlim(floor / 3, 1e3)
         ax_err.axvline(floor, color="0.7", lw=0.6)
         ax_err.set_xlabel("relative error |computed − claimed|/|claimed| (left edge: exact; "
-                          "timings left out)", fontsize=7)
+                          "▶ at the right edge: infinite; timings left out)", fontsize=7)
         ax_err.set_title(f"Claimed against computed: the {len(numeric)} numeric items",
                          fontsize=9)
         return fig
