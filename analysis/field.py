@@ -207,7 +207,7 @@ class GradNormStabilityResponse:
             ax.set_ylabel("η (plain step)" if sgd else "Adam learning rate")
             ax.set_title(f"GradNorm, paper's form, {form}")
             ax.legend(fontsize="small", loc="lower left")
-        fig.colorbar(sc, ax=axes, label="min w_1 / w_1*  (< 0: crossed zero)")
+        fig.colorbar(sc, ax=axes, label="min w_1 / w_1*  (< 0: crossed zero; clipped to ±1)")
         return fig
 
 
