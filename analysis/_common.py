@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import matplotlib
+import numpy as np
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
@@ -73,6 +74,7 @@ def save_figure(fig, outdir: Path, name: str) -> list[Path]:
     deterministically (no dates or tool versions in the files); close it."""
     outdir = Path(outdir)
     outdir.mkdir(parents=True, exist_ok=True)
+    _plain_log_ticks(fig)
     written = []
     with plt.rc_context(STYLE):
         for ext, metadata in FIGURE_FORMATS:
@@ -82,6 +84,30 @@ def save_figure(fig, outdir: Path, name: str) -> list[Path]:
             written.append(target)
     plt.close(fig)
     return written
+
+
+def _plain_log_ticks(fig) -> None:
+    """On log axes spanning at most two decades, plain tick labels (0.2, 0.5, 1, 2) instead
+    of matplotlib's ``2×10⁻¹``; wider axes keep their powers of ten."""
+    from matplotlib.ticker import FuncFormatter, LogFormatterSciNotation
+
+    def plain(v, _):
+        return f"{v:g}"
+
+    def minor(v, _):
+        lead = round(v / 10 ** np.floor(np.log10(v)), 6) if v > 0 else 0
+        return f"{v:g}" if lead in (2, 5) else ""
+
+    for ax in fig.axes:
+        for axis in (ax.xaxis, ax.yaxis):
+            if axis.get_scale() != "log":
+                continue
+            if not isinstance(axis.get_major_formatter(), LogFormatterSciNotation):
+                continue  # a study chose its own labels
+            lo, hi = sorted(axis.get_view_interval())
+            if lo > 0 and hi / lo <= 100:
+                axis.set_major_formatter(FuncFormatter(plain))
+                axis.set_minor_formatter(FuncFormatter(minor))
 
 
 @dataclass(frozen=True)

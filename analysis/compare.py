@@ -1018,8 +1018,6 @@ class ComparisonResponse:
                                    sharex="col", gridspec_kw={"height_ratios": (1.3, 1)})
         else:
             axes = fig.subplots(2, n, squeeze=False, sharex="col")
-        from matplotlib.ticker import FuncFormatter
-
         styles = ("-", "--", "-.", ":")
         for col, subset in enumerate(self.subsets):
             top, bottom = axes[0][col], axes[1][col]
@@ -1038,9 +1036,6 @@ class ComparisonResponse:
                     bottom.plot(trace.step, trace.applied_weights[:, 0]
                                 - reference.applied_weights[:, 0], label=method, **style)
             top.set_yscale("log")
-            plain = FuncFormatter(lambda v, _: f"{v:g}")
-            top.yaxis.set_major_formatter(plain)
-            top.yaxis.set_minor_formatter(plain)
             top.set_title(f"{subset}: applied RUL weight λ_RUL", fontsize=9)
             bottom.axhline(0, color="k", lw=0.6)
             bottom.set_yscale("symlog", linthresh=1e-4)
