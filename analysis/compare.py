@@ -530,8 +530,9 @@ def trace_statistics(trace) -> dict:
 
     Ratios are ``g_RUL/g_health`` on the shared parameters; epochs are counted
     from 1. Post-warmup means active and valid steps. ``floor_fraction`` is the
-    fraction of them on which GABA's EMA (run alongside for every method) is
-    below ``λ_min``; the shares use the applied weights.
+    fraction of them on which some applied weight, as a share of the total, is
+    below ``λ_min`` (for GABA: the floor binds; for another method: what its own
+    weights did, not GABA's shadow state); the shares use the applied weights.
     """
     response = real_loop_response(trace)
     summary = response.summary()
@@ -891,8 +892,9 @@ class ComparisonResponse:
                   "counted from 1; "
                   "second half = median over the second half of the steps; rolling maxima are "
                   "the largest median over that many consecutive steps (full windows); "
-                  "floor = fraction of post-warmup steps with GABA's EMA below λ_min (GABA runs "
-                  "alongside every method); share = median post-warmup weighted share "
+                  "floor = fraction of post-warmup steps on which some applied weight (as a "
+                  "share of the total) is below λ_min: for GABA, the floor binds; share = median "
+                  "post-warmup weighted share "
                   "λ_h g_h/Σλg of the health task (1/K = 0.5 is the aim); λ noise = std of λ*_RUL "
                   "after warmup (lambda_std: includes the transient from 1/K; "
                   "lambda_std_settled: after the EMA has settled to 1%) and of raw λ_RUL.", ""]

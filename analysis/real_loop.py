@@ -154,7 +154,7 @@ class RealLoopResponse:
         reader sees how much each number depends on the window chosen."""
         post = np.flatnonzero(self.post_warmup)
         small = self.summary()["small_task"]
-        floor = np.any(self.ema < self.lambda_min, axis=-1) & self.is_gaba
+        floor = _below_floor(self.weights, self.lambda_min)
         n = post.size
         windows = {"all post-warmup steps": post, "second half": post[n // 2:],
                    "last quarter": post[3 * n // 4:],
@@ -257,9 +257,7 @@ def real_loop_response(trace: Trace) -> RealLoopResponse:
         share_raw = g / g.sum(axis=-1, keepdims=True)
     post = trace.active & trace.valid
     is_gaba = trace.method == "gaba"
-    # the floor acts on the applied weights of a GABA run only; another method's trace carries
-    # GABA's shadow state, which never touched the loss
-    floor = np.any(trace.ema < lambda_min, axis=-1) & post & is_gaba
+    floor = _below_floor(trace.applied_weights, lambda_min) & post
     replay_error = float(np.max(np.abs(replay_trace(trace) - trace.weights))) if len(trace) else 0.0
     label = f"{trace.subset or 'C-MAPSS'} {trace.method} (seed {trace.seed})"
     return RealLoopResponse(
@@ -281,6 +279,19 @@ def real_loop_response(trace: Trace) -> RealLoopResponse:
         task_names=tuple(_display_name(n) for n in trace.task_names),
         warmup=int(config["warmup"]),
     )
+
+
+def _below_floor(applied, lambda_min: float) -> np.ndarray:
+    """Per step: whether some task's applied weight, as a share of the total, lies below λ_min.
+
+    For a GABA run this is exactly "the floor binds" (unfloored outputs sum to 1 and stay
+    ≥ λ_min; a floored one is renormalised below it); for any other method it is what the
+    weights it applied did, not what GABA's shadow state (recorded beside it) would have done.
+    """
+    applied = np.asarray(applied, float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        share = applied / applied.sum(axis=-1, keepdims=True)
+    return np.nanmin(np.where(np.isfinite(share), share, np.nan), axis=-1) < lambda_min
 
 
 def _display_name(name: str) -> str:

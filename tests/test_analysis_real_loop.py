@@ -68,3 +68,23 @@ def test_real_quick_training_trace(tmp_path, cmapss_dir):
     s = response.summary()
     assert s["ratio_median"] > 1  # RUL (MSE in cycles) pulls harder than health
     assert 0 <= s["floor_fraction"] <= 1
+
+
+def test_floor_fraction_describes_the_applied_weights():
+    # regression (issue 13): an equal-weights run reported GABA's shadow floor fraction
+    # (94 % on FD002) although its applied weights were 1/2 throughout
+    from pathlib import Path
+
+    from analysis.real_loop import _below_floor, real_loop_response
+    from gaba_control.trace import load_trace
+
+    assert _below_floor([[0.5, 0.5], [0.96, 0.04], [1.9, 0.08]], 0.05).tolist() == [
+        False, True, True]
+    traces = Path(__file__).resolve().parents[1] / "results" / "traces"
+    if not (traces / "FD002-equal-seed0.npz").is_file():
+        return
+    gaba = real_loop_response(load_trace(traces / "FD002-gaba-seed0.npz"))
+    equal = real_loop_response(load_trace(traces / "FD002-equal-seed0.npz"))
+    floor_binds = (gaba.ema.min(axis=-1) < gaba.lambda_min) & gaba.post_warmup
+    assert gaba.floor_fraction == floor_binds.sum() / gaba.post_warmup.sum()
+    assert equal.floor_fraction == 0.0
