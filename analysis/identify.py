@@ -793,13 +793,18 @@ class IdentificationResponse:
                     nyq.plot(a.L.real, -a.L.imag, color=color, linewidth=0.6, alpha=0.5)
                 ax.axhline(1.0, color="0.5", linewidth=0.8)
                 ax.axvline(0.01005, color="0.5", linewidth=0.8, linestyle=":")
-                ax.set_title(f"{subset}: GABA's loop on the identified plant")
+                ax.set_title(f"{subset}: GABA's loop on the identified plant", fontsize=9)
                 ax.set_xlabel("ω [rad/step]  (dotted: EMA cut-off)")
                 ax.set_ylabel("magnitude")
                 ax.legend(fontsize=6)
                 nyq.plot([-1], [0], "k+", markersize=10)
                 nyq.annotate("−1", (-1, 0), textcoords="offset points", xytext=(4, 4))
                 reach = max(float(np.max(np.abs(a.L))) for _, _, a, _ in mine)
+                smallest = min(float(np.max(np.abs(a.L))) for _, _, a, _ in mine)
+                if smallest < 0.01:  # a curve this small is a dot at the origin: say so
+                    nyq.annotate(f"floor: |L| ≤ {smallest:.1g},\na dot at the origin", (0, 0),
+                                 textcoords="offset points", xytext=(-70, 30), fontsize=6.5,
+                                 arrowprops={"arrowstyle": "->", "lw": 0.6})
                 nyq.set_xlim(-1.2, max(0.4, 1.2 * reach))
                 nyq.set_ylim(-0.8, 0.8)
                 nyq.set_aspect("equal")
@@ -1015,7 +1020,9 @@ def run(outdir: Path, *, seed: int = 0, trace=None, quick: bool = False,
             "consecutive windows of the runs, and the DC gain P(1) of each window's model (×)."),
         "identify_loop": (
             "GABA's loop on the identified models in both regimes (unsaturated, and with the "
-            "floor binding): |L|, |S| and |T| with the gain margins, and the Nyquist curves."),
+            "floor binding): |L|, |S| and |T| with the gain margins, and the Nyquist curves. "
+            "With the floor binding |L| is so small that |T| ≈ |L| and |S| ≈ 1: the curves "
+            "coincide, and the Nyquist curve is a dot at the origin."),
         "identify_floor": (
             "Describing function of the floor (λ_min = 0.05): the gain of the saturation "
             "against the amplitude of a sinusoidal EMA input around each operating point."),
