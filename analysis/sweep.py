@@ -492,11 +492,32 @@ def run(outdir: Path, *, seed: int, trace, quick: bool) -> Study:
         f"±{response.margin:g} cycle of test RMSE, Holm over the points).",
         figure=f"sweep_{v['parameter']}" if v.get("parameter") in response.varied else "")
         for v in response.verdicts()]
+    findings += _differing_points(response)
     return Study(name="sweep", title=title,
                  summary=summary + " See " + ", ".join(
                      "{fig:sweep_" + name + "}" for name in response.varied) + ".",
                  figures=figures, tables=[response.markdown(level=3)], captions=captions,
                  findings=findings)
+
+
+def _differing_points(response) -> list[Finding]:
+    """A finding for each point that differs from the centre after Holm (paired t)."""
+    out = []
+    for r in response.summary():
+        p = r.get(f"{PRIMARY}_diff_holm_p")
+        if not r["point"] or p is None or not np.isfinite(p) or p >= 0.05:
+            continue
+        name = next(k for k in response.varied if r[k] != response.points[0][k])
+        out.append(Finding(
+            f"On {response.subset} GABA with {PARAMETERS[name][1].split(' (')[0]} = {r[name]:g} "
+            f"instead of its default changes the test RMSE by "
+            f"{r[f'{PRIMARY}_diff_mean']:+.2f} [{r[f'{PRIMARY}_diff_ci_low']:+.2f}, "
+            f"{r[f'{PRIMARY}_diff_ci_high']:+.2f}] cycles ({r[f'{PRIMARY}_diff_n']} paired seeds, "
+            f"Holm p = {p:.2g} over {len(response.points) - 1} points); the small task's weighted "
+            f"share is {r['share_weighted_small_median']:.2g} instead of "
+            f"{response.summary()[0]['share_weighted_small_median']:.2g}.",
+            figure=f"sweep_{name}"))
+    return out
 
 
 # ------------------------------------------------------------------------------ CLI
