@@ -156,3 +156,17 @@ def test_replay_plans_the_next_seed_and_schedule_the_first(tmp_path):
     options, key = get_method("schedule").plan({"schedule_ratio": 3.0}, seeds=[0, 1], index=0,
                                                reference_runs=runs)
     assert options == {"schedule_ratio": 3.0} and key == {}
+
+
+def test_every_method_validates_the_loop_constants_it_is_built_with():
+    # regression: `train --method fixed --lambda-min 1e308` overflowed in fixed's default
+    # weights instead of being refused (found by tests/test_cli_fuzz.py)
+    from gaba_control.weighting import get_method, method_names
+
+    for name in method_names():
+        for bad, match in (({"lambda_min": 1e308}, "lambda_min"), ({"beta": 1.5}, "beta"),
+                           ({"warmup": -1}, "warmup")):
+            controller = {"num_tasks": 2, "beta": 0.99, "warmup": 100, "lambda_min": 0.05,
+                          **bad}
+            with pytest.raises(ValueError, match=match):
+                get_method(name)(controller)

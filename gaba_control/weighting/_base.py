@@ -53,6 +53,30 @@ class Option:
         return "--" + self.name.replace("_", "-")
 
 
+def _checked_controller(controller: Mapping[str, Any]) -> dict:
+    """The loop constants every method is built with, validated once for all methods.
+
+    Regression: ``fixed`` computed its default weights from an unchecked ``lambda_min``
+    (``--lambda-min 1e308`` overflowed instead of being refused).
+    """
+    from gaba_control._validation import (
+        check_beta,
+        check_lambda_min,
+        check_num_tasks,
+        check_warmup,
+    )
+
+    out = dict(controller)
+    k = out["num_tasks"] = check_num_tasks(out.get("num_tasks", 2))
+    if "beta" in out:
+        out["beta"] = check_beta(out["beta"])
+    if "warmup" in out:
+        out["warmup"] = check_warmup(out["warmup"])
+    if "lambda_min" in out:
+        out["lambda_min"] = check_lambda_min(out["lambda_min"], k)
+    return out
+
+
 class WeightingMethod:
     """Base class: a weighting method bound to a controller configuration and its options.
 
@@ -86,7 +110,7 @@ class WeightingMethod:
         unknown = sorted(set(options) - {o.name for o in self.options})
         if unknown:
             raise TypeError(f"method {self.name!r} takes no option(s) {', '.join(unknown)}")
-        self.controller = dict(controller)
+        self.controller = _checked_controller(controller)
         self.settings = {o.name: options.get(o.name) for o in self.options}
         self.check()
 
