@@ -62,7 +62,8 @@ def test_every_seed_is_audited_with_each_verdict_kind(audit):
 
 
 def test_without_a_trace_real_run_cells_say_so(audit):
-    from_results = {"warmup_range", "floor_range"}  # read the committed sweep, not a trace
+    # read the committed sweep and the committed FD002 traces, not the given trace
+    from_results = {"warmup_range", "floor_range", "fd002_init", "dynamics"}
     for item in audit.items:
         if item.key not in from_results:
             assert item.claim.real_run == "no trace given"
@@ -309,8 +310,7 @@ def test_overhead_and_cross_entropy(audit):
 
 
 def test_not_testable_rows(audit):
-    for key in ("gradnorm", "paper_floor", "paper_warmup", "median_500", "fd002_init",
-                "dynamics", "eps_floor"):
+    for key in ("gradnorm", "paper_floor", "paper_warmup", "median_500", "eps_floor"):
         assert verdict(audit, key) == "not testable", key
 
 
@@ -361,7 +361,8 @@ def test_fd002_trace_with_other_dynamics_refutes():
     assert verdict(audit, "fd002_init") == "holds"
 
 
-def test_fd001_trace_is_reported_but_not_decisive(tmp_path):
+def test_fd001_trace_is_reported_but_not_decisive(tmp_path, monkeypatch):
+    monkeypatch.setenv("GABA_RESULTS_DIR", str(tmp_path / "no-results"))  # no FD002 traces
     trace = _trace("FD001", [50, 300, 600])
     study = run(tmp_path, seed=0, trace=trace, quick=True)
     rows = {c.claim: c for c in study.claims}
@@ -387,3 +388,20 @@ def test_fd002_verdict_flips_with_the_measurement(measured, claimed, rtol):
     other = _fd002_item("003", "x", "claim", "section", replace(facts, subset="FD001"),
                         measured, claimed, rtol, "ratio")
     assert other.claim.verdict == "not testable"
+
+
+def test_fd002_claims_are_decided_on_the_committed_fd002_traces():
+    # issue 13: with the report's FD001 trace these rows said "not testable: this is a FD001
+    # trace" although FD002 traces are committed
+    from pathlib import Path
+
+    from gaba_control.trace import load_trace
+
+    traces = Path(__file__).resolve().parents[1] / "results" / "traces"
+    if not (traces / "FD002-equal-seed0.npz").is_file():
+        pytest.skip("the committed FD002 traces are not here")
+    response = audit_response(0, load_trace(traces / "FD001-gaba-seed0.npz"), True)
+    items = {i.key: i for i in response.items}
+    for key in ("fd002_init", "dynamics"):
+        assert items[key].claim.verdict != "not testable", items[key].claim
+        assert "FD002 trace" in items[key].claim.real_run
