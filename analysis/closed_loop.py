@@ -541,7 +541,7 @@ class SweepResponse:
 
 
 def sweep_response(*, ratio: float = 100.0, warmups=(0, 100, 300), betas=(0.9, 0.99, 0.999),
-                   lambda_mins=(0.0, 0.005, 0.01, 0.02, 0.03, 0.04, 0.05, 0.06, 0.08, 0.1),
+                   lambda_mins=(0.0, 0.01, 0.02, 0.03, 0.05, 0.07, 0.1),
                    steps: int = 6000, runs: int = 16,
                    rng: np.random.Generator | None = None) -> SweepResponse:
     """Sweep the three constants on one log-normal source (same draws for every config).
