@@ -122,7 +122,7 @@ def test_excitation_trajectory():
      ("prbs", {"clock": 0}, ValueError, "clock must be an int >= 1"),
      ("prbs", {"hold": -1}, ValueError, "hold must be an int >= 0"),
      ("prbs", {"excitation_seed": -1}, ValueError, "excitation_seed must be an int >= 0"),
-     ("multisine", {"period": 3}, ValueError, "period must be >= 4"),
+     ("multisine", {"period": 3}, ValueError, "period must lie in \\[4"),
      ("multisine", {"harmonics": 8, "period": 16}, ValueError, "harmonics must be < period/2"),
      ("equal", {"weights": [1, 1]}, TypeError, "takes no option"),
      ("fixed", {"weights": [1.0]}, ValueError, "2 values"),
@@ -170,3 +170,15 @@ def test_every_method_validates_the_loop_constants_it_is_built_with():
                           **bad}
             with pytest.raises(ValueError, match=match):
                 get_method(name)(controller)
+
+
+def test_excitation_periods_are_bounded_with_a_message():
+    # regression (train fuzzer): `--method multisine --period 10^21` reached numpy as an
+    # array size ("Maximum allowed size exceeded") instead of being refused by name
+    from gaba_control.plant.excitation import MAX_PERIOD, multisine, prbs
+
+    with pytest.raises(ValueError, match="period must lie in"):
+        multisine(10, period=10**21)
+    with pytest.raises(ValueError, match="clock must lie in"):
+        prbs(10, clock=MAX_PERIOD + 1)
+    assert multisine(8, period=MAX_PERIOD, harmonics=2).shape == (8,)

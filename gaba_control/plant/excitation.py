@@ -35,6 +35,10 @@ __all__ = ["excitation_band", "multisine", "prbs"]
 #: largest register of the m-sequence (2^24 − 1 clock periods)
 _MAX_BITS = 24
 
+#: the longest clock or period an excitation takes (2^20 steps, far beyond any training run;
+#: regression: ``--period 10^21`` reached numpy as an array size instead of being refused)
+MAX_PERIOD = 2**20
+
 
 def prbs(num_steps: int, clock: int = 20, seed: int = 0) -> np.ndarray:
     """A ±1 maximum-length sequence held ``clock`` steps per value, ``(num_steps,)``.
@@ -60,6 +64,8 @@ def prbs(num_steps: int, clock: int = 20, seed: int = 0) -> np.ndarray:
     """
     num_steps = check_positive_int(num_steps, "num_steps")
     clock = check_positive_int(clock, "clock")
+    if clock > MAX_PERIOD:
+        raise ValueError(f"clock must lie in [1, {MAX_PERIOD}] steps, got {clock}")
     if not _is_int(seed) or seed < 0:
         raise ValueError(f"seed must be an int >= 0, got {seed!r}")
     periods = math.ceil(num_steps / clock)
@@ -97,8 +103,8 @@ def multisine(num_steps: int, period: int = 512, harmonics: int = 8) -> np.ndarr
     num_steps = check_positive_int(num_steps, "num_steps")
     period = check_positive_int(period, "period")
     harmonics = check_positive_int(harmonics, "harmonics")
-    if period < 4:
-        raise ValueError(f"period must be >= 4 steps, got {period}")
+    if not 4 <= period <= MAX_PERIOD:
+        raise ValueError(f"period must lie in [4, {MAX_PERIOD}] steps, got {period}")
     if not harmonics < period / 2:
         raise ValueError(f"harmonics must be < period/2 = {period / 2:g} (below Nyquist), "
                          f"got {harmonics}")
