@@ -172,7 +172,8 @@ class VarianceGapResponse:
         """Histogram of the per-run ratios with seed 0 and the two theories; return the axes."""
         import matplotlib.pyplot as plt
 
-        ax = ax if ax is not None else plt.gca()
+        if ax is None:  # a new figure, never whatever plt.gca() holds
+            _, ax = plt.subplots()
         ax.hist(self.mc_ratios, bins=60, color="0.75", label=f"{self.runs} Monte Carlo runs")
         marks = (
             (self.theory["stationary, n→∞"], "C3", "--", "theorem √((1+β)/(1−β))"),

@@ -81,7 +81,8 @@ class OutputBounds:
         """Draw the bounds against ``1/K`` as a horizontal interval; return the axes."""
         import matplotlib.pyplot as plt
 
-        ax = ax if ax is not None else plt.gca()
+        if ax is None:  # a new figure, never whatever plt.gca() holds
+            _, ax = plt.subplots()
         ax.hlines(0.0, self.lower, self.upper, linewidth=6, label=f"{self.region} range")
         ax.axvline(1.0 / self.num_tasks, linestyle="--", color="k", label="1/K")
         ax.set_yticks([])
