@@ -15,10 +15,28 @@ import matplotlib.pyplot as plt
 
 from gaba_control._io import atomic_path, atomic_write_text
 
-__all__ = ["FIGURE_FORMATS", "VERDICTS", "Claim", "Finding", "Study", "atomic_write_text",
-           "new_figure", "results_dir", "save_figure", "style"]
+__all__ = ["FIGURE_FORMATS", "VERDICTS", "VERDICT_COLOURS", "Claim", "Finding", "Study",
+           "atomic_write_text", "new_figure", "plain_log_formatter", "results_dir",
+           "save_figure", "style", "verdict_bars"]
 
 VERDICTS = ("holds", "refuted", "not testable")
+#: one colour per verdict, in every figure that counts them
+VERDICT_COLOURS = {"holds": "tab:green", "refuted": "tab:red", "not testable": "tab:gray"}
+
+
+def verdict_bars(ax, groups, counts, order=VERDICTS) -> None:
+    """Stacked horizontal bars of verdict counts per group, each count written on its bar.
+
+    ``counts[group][verdict]`` is the number of claims; groups run top to bottom.
+    """
+    left = np.zeros(len(groups))
+    for verdict in order:
+        n = np.array([counts[g].get(verdict, 0) for g in groups])
+        bars = ax.barh(list(groups), n, left=left, color=VERDICT_COLOURS[verdict], label=verdict)
+        ax.bar_label(bars, labels=[str(k) if k else "" for k in n], label_type="center",
+                     fontsize=7, color="white")
+        left += n
+    ax.invert_yaxis()
 
 def results_dir() -> Path:
     """The committed results the studies read (C-MAPSS comparisons, traces, identified plants).
@@ -89,17 +107,22 @@ def save_figure(fig, outdir: Path, name: str) -> list[Path]:
     return written
 
 
+def plain_log_formatter(minor: bool = False):
+    """Log-axis tick labels 0.2, 1, 10, 1000 (not ``2×10⁻¹`` or ``10⁰``); ``minor``: label
+    the 2s and 5s of each decade only."""
+    from matplotlib.ticker import FuncFormatter
+
+    def label(v, _):
+        lead = round(v / 10 ** np.floor(np.log10(v)), 6) if v > 0 else 0
+        return f"{v:g}" if not minor or lead in (2, 5) else ""
+
+    return FuncFormatter(label)
+
+
 def _plain_log_ticks(fig) -> None:
     """On log axes spanning at most two decades, plain tick labels (0.2, 0.5, 1, 2) instead
     of matplotlib's ``2×10⁻¹``; wider axes keep their powers of ten."""
-    from matplotlib.ticker import FuncFormatter, LogFormatterSciNotation
-
-    def plain(v, _):
-        return f"{v:g}"
-
-    def minor(v, _):
-        lead = round(v / 10 ** np.floor(np.log10(v)), 6) if v > 0 else 0
-        return f"{v:g}" if lead in (2, 5) else ""
+    from matplotlib.ticker import LogFormatterSciNotation
 
     for ax in fig.axes:
         for axis in (ax.xaxis, ax.yaxis):
@@ -109,8 +132,8 @@ def _plain_log_ticks(fig) -> None:
                 continue  # a study chose its own labels
             lo, hi = sorted(axis.get_view_interval())
             if lo > 0 and hi / lo <= 100:
-                axis.set_major_formatter(FuncFormatter(plain))
-                axis.set_minor_formatter(FuncFormatter(minor))
+                axis.set_major_formatter(plain_log_formatter())
+                axis.set_minor_formatter(plain_log_formatter(minor=True))
 
 
 @dataclass(frozen=True)

@@ -38,7 +38,15 @@ from gaba_control.controller import GABAController
 from gaba_control.lti.decimated import decimated_noise_gain, simulate_decimated
 from gaba_control.theory import fraction_settled, settling_steps
 
-from ._common import Claim, Finding, Study, new_figure, results_dir, save_figure
+from ._common import (
+    Claim,
+    Finding,
+    Study,
+    new_figure,
+    plain_log_formatter,
+    results_dir,
+    save_figure,
+)
 
 __all__ = [
     "ConstantImbalanceResponse",
@@ -270,19 +278,8 @@ class ConstantImbalanceResponse:
         ax.title.set_fontsize(9)
         ax.legend(fontsize=6.5, loc="lower right")
         for a in axes[:2]:
-            a.xaxis.set_major_formatter(_plain_log_formatter())
+            a.xaxis.set_major_formatter(plain_log_formatter())
         return fig
-
-
-def _plain_log_formatter(minor: bool = False):
-    """Tick labels 1, 10, 100, 1000 (not 10⁰ or 6×10⁰); ``minor``: label 2 and 5 only."""
-    from matplotlib.ticker import FuncFormatter
-
-    def label(v, _):
-        lead = v / 10 ** np.floor(np.log10(v)) if v > 0 else 0
-        return f"{v:g}" if not minor or round(lead) in (2, 5) else ""
-
-    return FuncFormatter(label)
 
 
 def constant_imbalance_response(ratios=(1, 2, 5, 10, 19, 50, 100, 500, 1000, 2400), *,
@@ -445,8 +442,8 @@ class SwitchingResponse:
         twin = ax.twinx()
         twin.semilogy(self.steps, self.ratio, "k:", lw=0.8)
         twin.set_ylabel("ratio g₁/g₂ (dotted)")
-        twin.yaxis.set_major_formatter(_plain_log_formatter())
-        twin.yaxis.set_minor_formatter(_plain_log_formatter(minor=True))
+        twin.yaxis.set_major_formatter(plain_log_formatter())
+        twin.yaxis.set_minor_formatter(plain_log_formatter(minor=True))
         ax.legend(fontsize=7, loc="center right")
         ax = axes[1]
         ax.fill_between(self.steps, self.share_small[0], self.share_small[2], alpha=0.3, lw=0)
@@ -613,8 +610,8 @@ class PlantResponse:
         batch = "full batch" if self.batch is None else f"batch {self.batch}"
         axes[0].set(xlabel="step (from 1)", ylabel="g₁/g₂ (median over runs)",
                     title=f"Plant gradients ({batch}, {self.runs} runs)")
-        axes[0].yaxis.set_major_formatter(_plain_log_formatter())
-        axes[0].yaxis.set_minor_formatter(_plain_log_formatter(minor=True))
+        axes[0].yaxis.set_major_formatter(plain_log_formatter())
+        axes[0].yaxis.set_minor_formatter(plain_log_formatter(minor=True))
         axes[1].set(xlabel="step (from 1)", ylabel="task 2 (small gradient)",
                     title="Weight and achieved share")
         axes[2].set(xlabel="step (from 1)", ylabel="L_i − min L_i (median)", title="Task losses")
@@ -831,7 +828,7 @@ class DecimatedSensorResponse:
                ylabel="deviation from the per-step loop (% of mean)",
                title=f"Decimated sensor, {self.ratio:g}× log-normal (CV 0.65), β = {self.beta:g}, "
                      f"{self.runs} runs × {self.steps} steps")
-        ax.xaxis.set_major_formatter(_plain_log_formatter())
+        ax.xaxis.set_major_formatter(plain_log_formatter())
         ax.legend(fontsize=6.5, loc="upper left")
         return fig
 

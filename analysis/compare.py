@@ -1253,8 +1253,9 @@ def comparison_study(results_dir: Path | None, outdir: Path, *, quick: bool = Fa
 def _open_loop_findings(response: ComparisonResponse) -> list[str]:
     """Per subset: do open-loop replays of GABA's weights do as well (TOST)?"""
     out = []
+    paired = response.paired()  # every test once; each subset picks its rows
     for subset in response.subsets:
-        rows = [p for p in response.paired()
+        rows = [p for p in paired
                 if p["subset"] == subset and p["metric"] == "test_rmse"
                 and p["method"] in ("schedule", "replay") and np.isfinite(p.get("tost_holm_p",
                                                                                  np.nan))]

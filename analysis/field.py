@@ -51,7 +51,15 @@ from gaba_control.weighting import (
     law_weights,
 )
 
-from ._common import Claim, Finding, Study, new_figure, results_dir, save_figure
+from ._common import (
+    Claim,
+    Finding,
+    Study,
+    new_figure,
+    plain_log_formatter,
+    results_dir,
+    save_figure,
+)
 
 __all__ = [
     "FieldModelsResponse",
@@ -332,9 +340,7 @@ class FieldSimulationResponse:
                              color=f"C{i}", label=method, ms=8 - 0.6 * i, mfc="none", lw=1.1)
         axes[0].axhline(0.5, color="0.6", lw=0.8)
         axes[0].set_yscale("log")
-        from matplotlib.ticker import FuncFormatter
-
-        axes[0].xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+        axes[0].xaxis.set_major_formatter(plain_log_formatter())
         axes[0].set_xlabel("constant imbalance r = g_1/g_2 (noise-free)")
         axes[0].set_ylabel("weighted share of the small task (1/K = 0.5 is the aim)")
         axes[0].set_title("Constant imbalance")
@@ -701,9 +707,9 @@ def _field_findings(comparison) -> list[Finding]:
     """Per subset: which methods differ from GABA on test RMSE (Holm) and which are shown
     equivalent (TOST), with the intervals."""
     out = []
+    paired = comparison.paired()  # every test once; each subset picks its rows
     for subset in comparison.subsets:
-        rows = [p for p in comparison.paired()
-                if p["subset"] == subset and p["metric"] == "test_rmse"]
+        rows = [p for p in paired if p["subset"] == subset and p["metric"] == "test_rmse"]
         if not rows:
             continue
         n = max(p["n"] for p in rows)

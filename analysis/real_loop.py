@@ -71,10 +71,15 @@ class RealLoopResponse:
     def reference(self) -> float:
         return 1.0 / self.num_tasks
 
+    def _small_task(self) -> int:
+        """The task with the smaller unweighted gradient share after warmup (1 if none)."""
+        post = self.post_warmup
+        return int(np.nanargmin(np.nanmedian(self.share_raw[post], axis=0))) if post.any() else 1
+
     def summary(self) -> dict:
         """Medians over post-warmup steps, plus ratio statistics over the whole run."""
         post = self.post_warmup
-        small = int(np.nanargmin(np.nanmedian(self.share_raw[post], axis=0))) if post.any() else 1
+        small = self._small_task()
         ratio = self.ratio[np.isfinite(self.ratio)]
         # epochs with a measurement only (refresh_every > 1 measures nothing in the warmup)
         measured = [e for e in np.unique(self.epoch)
@@ -153,7 +158,7 @@ class RealLoopResponse:
         """The summary's loop quantities over several windows of the post-warmup steps, so a
         reader sees how much each number depends on the window chosen."""
         post = np.flatnonzero(self.post_warmup)
-        small = self.summary()["small_task"]
+        small = self._small_task()
         floor = _below_floor(self.weights, self.lambda_min)
         n = post.size
         windows = {"all post-warmup steps": post, "second half": post[n // 2:],
@@ -174,7 +179,7 @@ class RealLoopResponse:
         return rows
 
     def window_table(self) -> str:
-        small = self.name(self.summary()["small_task"])
+        small = self.name(self._small_task())
         lines = [f"| window | steps | step range | floor active | median share of {small} | "
                  f"median λ*_{small} | median ratio |", "|---|---|---|---|---|---|---|"]
         for r in self.window_rows():

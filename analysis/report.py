@@ -122,20 +122,14 @@ def claims_json(studies) -> str:
 
 def audit_figure(studies):
     """Every claim of the report counted by group (seed or toolkit) and verdict, labelled."""
-    from ._common import new_figure
+    from ._common import new_figure, verdict_bars
 
     rows = [(claim_group(c), c.verdict) for s in studies for c in s.claims]
     groups = sorted({g for g, _ in rows}, key=lambda g: (g == "toolkit", g))
     fig, ax = new_figure(width=6.4, height=0.6 + 0.42 * max(len(groups), 1))
-    colours = {"holds": "tab:green", "refuted": "tab:red", "not testable": "tab:gray"}
-    left = np.zeros(len(groups))
-    for verdict in VERDICT_ORDER:
-        n = np.array([sum(1 for g, v in rows if g == group and v == verdict) for group in groups])
-        bars = ax.barh(groups, n, left=left, color=colours[verdict], label=verdict)
-        ax.bar_label(bars, labels=[str(k) if k else "" for k in n], label_type="center",
-                     fontsize=7, color="white")
-        left += n
-    ax.invert_yaxis()
+    counts = {g: {v: sum(1 for gg, vv in rows if gg == g and vv == v) for v in VERDICT_ORDER}
+              for g in groups}
+    verdict_bars(ax, groups, counts, VERDICT_ORDER)
     ax.set_xlabel("claims")
     ax.set_title(f"All {len(rows)} claims of the report by the seed that makes them", fontsize=9)
     ax.legend(fontsize=7, loc="lower right")

@@ -44,7 +44,16 @@ from gaba_control.lti.iir import ema_filter
 from gaba_control.nn import GABALoss
 from gaba_control.theory import iir as iir_theory
 
-from ._common import VERDICTS, Claim, Study, new_figure, results_dir, save_figure
+from ._common import (
+    VERDICT_COLOURS,
+    VERDICTS,
+    Claim,
+    Study,
+    new_figure,
+    results_dir,
+    save_figure,
+    verdict_bars,
+)
 
 __all__ = [
     "CHECKS",
@@ -1652,18 +1661,10 @@ class SeedAuditResponse:
                                                   gridspec_kw={"width_ratios": (1, 1.5)})
         else:
             ax_counts, ax_err = fig.subplots(1, 2)
-        colours = {"holds": "tab:green", "refuted": "tab:red", "not testable": "tab:gray"}
-        seeds = list(SEEDS)
-        left = np.zeros(len(seeds))
-        for v in VERDICTS:
-            n = np.array([self.counts[s][v] for s in seeds])
-            bars = ax_counts.barh(seeds, n, left=left, color=colours[v], label=v)
-            ax_counts.bar_label(bars, labels=[str(k) if k else "" for k in n],
-                                label_type="center", fontsize=7, color="white")
-            left += n
+        colours = VERDICT_COLOURS
+        verdict_bars(ax_counts, list(SEEDS), self.counts)
         ax_counts.set_xlabel("claims of this study (the report's Appendix A counts all)")
         ax_counts.set_ylabel("seed")
-        ax_counts.invert_yaxis()
         ax_counts.set_title(f"Verdicts of the {len(self.items)} audit items, per seed",
                             fontsize=9)
         ax_counts.legend(loc="upper center", bbox_to_anchor=(0.5, -0.08), ncol=3, fontsize=7)

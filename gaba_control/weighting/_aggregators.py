@@ -63,6 +63,7 @@ class GramianLaw(Law):
         super().__init__(num_tasks)
         self.kind = kind
         self.weighting = torchjd_weighting(kind)
+        self._memo: dict[bytes, np.ndarray] = {}  # the numpy twin's memo, see _static_map
 
     def initial_state(self, like) -> dict:
         return {"calls": full(like, (), 0.0)}
@@ -72,14 +73,13 @@ class GramianLaw(Law):
     MEMO_SIZE = 4096
 
     def _static_map(self, gram: np.ndarray) -> np.ndarray:
-        memo = self.__dict__.setdefault("_memo", {})
         key = gram.tobytes()
-        if key not in memo:
-            if len(memo) >= self.MEMO_SIZE:
-                memo.clear()
-            memo[key] = self.weighting(torch.from_numpy(gram)).detach().numpy().astype(
+        if key not in self._memo:
+            if len(self._memo) >= self.MEMO_SIZE:
+                self._memo.clear()
+            self._memo[key] = self.weighting(torch.from_numpy(gram)).detach().numpy().astype(
                 np.float64)
-        return memo[key]
+        return self._memo[key]
 
     def step(self, state: dict, m: Measurement):
         xp = array_namespace(state["calls"])
