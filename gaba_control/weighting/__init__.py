@@ -22,14 +22,21 @@ dwa        dynamic weight average (Liu et al. 2019)
 famo       FAMO (Liu et al. 2023)
 upgrad     UPGrad through torchjd (Quinton & Rey 2024)
 mgda       MGDA through torchjd (Désidéri 2012)
+gaba_antiwindup  GABA, floor clamping the EMA state (anti-windup)
+gaba_inverse     GABA, inverse-norm law ``λ ∝ 1/g``
+gaba_integral    GABA, integral action on the log weighted-share error
+gaba_log_ema     GABA, EMA in the log domain
+gaba_relative_floor  GABA, floor ``ρ/K``
 ========== ================================================================
 
-The closed-loop methods besides GABA are :class:`Law` objects (one module
+The ``gaba_*`` variants are GABA's loop with one block swapped (:class:`LoopLaw`,
+one module each). The closed-loop methods besides GABA are :class:`Law` objects (one module
 each, written once for numpy and torch) run by :class:`LawLoss`.
 
 >>> method_names()  # doctest: +NORMALIZE_WHITESPACE
 ('gaba', 'equal', 'fixed', 'schedule', 'replay', 'prbs', 'multisine', 'gradnorm',
- 'gradnorm_softmax', 'uncertainty', 'dwa', 'famo', 'upgrad', 'mgda')
+ 'gradnorm_softmax', 'uncertainty', 'dwa', 'famo', 'upgrad', 'mgda', 'gaba_antiwindup',
+ 'gaba_inverse', 'gaba_integral', 'gaba_log_ema', 'gaba_relative_floor')
 >>> controller = {"num_tasks": 2, "beta": 0.99, "warmup": 100, "lambda_min": 0.05}
 >>> get_method("fixed")(controller, weights=[1, 3]).trajectory(2).tolist()
 [[0.25, 0.75], [0.25, 0.75]]
@@ -67,29 +74,46 @@ from ._uncertainty import UncertaintyLaw, UncertaintyWeighting
 from ._dwa import DWA, DWALaw
 from ._famo import FAMO, FAMOLaw, famo_weights
 from ._aggregators import MGDA, GramianLaw, UPGrad, torchjd_weighting
+from ._loop_law import LoopLaw, LoopVariant
+from ._gaba_antiwindup import AntiWindupLaw, GABAAntiWindup, recovery_steps
+from ._gaba_inverse import GABAInverse, InverseNormLaw, inverse_norm_weights, plaw_weighted_shares
+from ._gaba_integral import GABAIntegral, IntegralLaw
+from ._gaba_log_ema import GABALogEMA, LogEMALaw
+from ._gaba_relative_floor import GABARelativeFloor
 
 __all__ = [
+    "AntiWindupLaw",
     "DEFAULT_SCHEDULE_TRACE",
     "DWA",
-    "FAMO",
-    "GABA",
-    "MGDA",
-    "PRBS",
     "DWALaw",
     "Equal",
+    "FAMO",
     "FAMOLaw",
     "Fixed",
+    "GABA",
+    "GABAAntiWindup",
+    "GABAIntegral",
+    "GABAInverse",
+    "GABALogEMA",
+    "GABARelativeFloor",
     "GradNorm",
     "GradNormLaw",
     "GradNormSoftmax",
     "GramianLaw",
+    "IntegralLaw",
+    "InverseNormLaw",
     "Law",
     "LawLoss",
     "LawMethod",
     "LawSimulator",
+    "LogEMALaw",
+    "LoopLaw",
+    "LoopVariant",
+    "MGDA",
     "Measurement",
     "Multisine",
     "Option",
+    "PRBS",
     "Replay",
     "Schedule",
     "SourcedGABALoss",
@@ -104,10 +128,13 @@ __all__ = [
     "fixed_weights",
     "get_method",
     "gradnorm_weight_gradient",
+    "inverse_norm_weights",
     "law_weights",
     "median_ratio",
     "method_names",
     "option_owners",
+    "plaw_weighted_shares",
+    "recovery_steps",
     "register",
     "replay_weights",
     "schedule_weights",

@@ -1,0 +1,191 @@
+r"""GABA's loop as a :class:`~gaba_control.weighting.Law`, one overridable method per block.
+
+:class:`LoopLaw` runs the paper's pipeline behind the warmup gate::
+
+    g ──raw──> λ_raw ──filtered──> state ──output──> λ*        (1/K while t ≤ W)
+
+with the blocks of :mod:`gaba_control.formulas`: ``raw`` the sensor,
+comparator and P-law; ``filtered`` the EMA ``λ̂ ← βλ̂ + (1−β)λ_raw``; ``output``
+the saturation ``max(λ̂, λ_min)/Σ``. Unchanged, it is GABA: the parity test
+holds it to :class:`~gaba_control.controller.GABAController` (to rounding).
+A *variant* overrides one of the three methods (one module each:
+``_gaba_antiwindup``, ``_gaba_inverse``, ``_gaba_integral``,
+``_gaba_log_ema``, ``_gaba_relative_floor``) and is thereby a law with a numpy
+twin (:func:`~gaba_control.weighting.law_weights`) and a torch module
+(:class:`~gaba_control.weighting.LawLoss`) from the same source.
+
+Measurement policy: a row of norms that GABA's sensor rejects (a NaN or
+``inf``, or all zero) makes the weights non-finite and the step is held by
+the law framework; :meth:`LoopLaw.hold` still advances the step count, as
+GABA's gate does, so the warmup ends on the same step either way.
+
+Every variant method takes ``--floor-fraction ρ``: the floor becomes ``ρ/K``
+(a floor relative to the equal share), otherwise it is the controller's
+``λ_min``; and ``--open-loop-ratio R``: the same pipeline fed the constant
+reading ``g = (R, 1, …, 1)``, i.e. the variant's own open-loop schedule.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, ClassVar
+
+import numpy as np
+
+from gaba_control import formulas
+from gaba_control._validation import check_beta, check_warmup
+from gaba_control.formulas import array_namespace
+
+from ._base import Option, WeightingMethod
+from ._law import Law, LawMethod, Measurement, check_real, column, full, law_weights
+
+__all__ = ["FLOOR_FRACTION", "OPEN_LOOP_RATIO", "LoopLaw", "LoopVariant"]
+
+
+class LoopLaw(Law):
+    """GABA's pipeline as a law; subclasses swap :meth:`raw`, :meth:`filtered` or :meth:`output`.
+
+    Parameters
+    ----------
+    num_tasks : int
+    beta : float
+        The filter's pole, ``[0, 1)``.
+    warmup : int
+        Gated steps ``W ≥ 0``.
+    floor : float
+        The saturation's floor, ``[0, 1/K)``.
+    """
+
+    measures = "norms"
+    hyperparameters: ClassVar[tuple[str, ...]] = ("beta", "warmup", "floor")
+
+    def check(self, beta=0.99, warmup=100, floor=0.05, **extra) -> None:
+        self.beta = check_beta(beta)
+        self.warmup = check_warmup(warmup)
+        self.floor = check_real(floor, "floor", low=0.0, high=1.0 / self.num_tasks,
+                                flag="the floor (--lambda-min or --floor-fraction/K)")
+        self.check_extra(**extra)
+
+    def check_extra(self, **extra) -> None:
+        """Validate a variant's own hyperparameters (none here)."""
+
+    # -- the blocks a variant swaps
+    def raw(self, norms, state: dict):
+        """Sensor → comparator → P-law: ``λ_raw = 1/K + (1/K − s)/(K−1)``."""
+        return formulas.raw_weights(norms)
+
+    def filtered(self, state: dict, raw) -> dict:
+        """The filter's next state: the EMA of the raw weights."""
+        return {"ema": formulas.ema_update(state["ema"], raw, self.beta)}
+
+    def output(self, state: dict):
+        """The saturation: ``max(state, floor)`` renormalised onto the simplex."""
+        return formulas.floor_renormalise(state["ema"], self.floor)
+
+    # -- the law protocol
+    def initial_state(self, like) -> dict:
+        return {"ema": full(like, (self.num_tasks,), 1.0 / self.num_tasks),
+                "step": full(like, (), 0.0)}
+
+    def step(self, state: dict, m: Measurement):
+        xp = array_namespace(state["ema"])
+        step = state["step"] + 1
+        gate = step > self.warmup
+        stepped = self.filtered(state, self.raw(m.norms, state))
+        weights = self.output(stepped)
+        gate_k = column(gate, weights)
+        # the gate open: the filter advances; closed: it holds and the output is 1/K
+        nxt = {name: xp.where(column(gate, value) if value.ndim > gate.ndim else gate,
+                              value, state[name]) for name, value in stepped.items()}
+        nxt["step"] = step
+        equal = xp.ones_like(weights) / self.num_tasks
+        # a rejected reading gives NaN weights even while gated, so the framework holds it
+        nan = xp.any(xp.isnan(weights), axis=-1, keepdims=True)
+        weights = xp.where(gate_k, weights, xp.where(nan, weights, equal))
+        return weights, nxt
+
+    def hold(self, state: dict) -> dict:
+        return dict(state, step=state["step"] + 1)
+
+    def check_state(self, state) -> None:
+        super().check_state(state)
+        if "step" in state and (state["step"] < 0 or state["step"] != np.floor(state["step"])):
+            raise ValueError(f"state['law_step'] must be a count >= 0, got {state['step']}")
+        if "ema" in state and np.any(state["ema"] < 0):
+            raise ValueError(f"state['law_ema'] must be >= 0, got {state['ema'].tolist()}")
+
+
+#: ``--floor-fraction ρ``: every variant's floor is ``ρ/K`` when given
+FLOOR_FRACTION = Option("floor_fraction", "loop variants: floor = ρ/K, a fraction ρ ∈ [0, 1) "
+                        "of the equal share (default: the controller's --lambda-min)",
+                        metavar="RHO")
+#: ``--open-loop-ratio R``: the variant's pipeline on the constant reading ``(R, 1, …)``
+OPEN_LOOP_RATIO = Option("open_loop_ratio", "loop variants: run the pipeline open loop on the "
+                         "constant reading g = (R, 1, …) (its own schedule)", metavar="R")
+
+
+class LoopVariant(LawMethod, WeightingMethod):
+    """A registered method whose law is a :class:`LoopLaw` (subclass).
+
+    Subclasses set :attr:`law_class` and :attr:`variant_options` (their own
+    hyperparameters as options, mapped to law keywords by :meth:`law_kwargs`).
+    """
+
+    law_class: ClassVar[type[LoopLaw]] = LoopLaw
+    variant_options: ClassVar[tuple[Option, ...]] = ()
+    #: the floor fraction used when ``--floor-fraction`` is not given (``None``: ``λ_min``)
+    default_floor_fraction: ClassVar[float | None] = None
+    measures = "per-task gradient norms on the shared parameters"
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        cls.options = (*cls.variant_options, FLOOR_FRACTION, OPEN_LOOP_RATIO)
+
+    @property
+    def closed_loop(self) -> bool:  # type: ignore[override]
+        return self.settings.get("open_loop_ratio") is None
+
+    def law_kwargs(self) -> dict[str, Any]:
+        """The variant's own hyperparameters from its options (none by default)."""
+        return {}
+
+    def floor(self) -> float:
+        rho = self.settings.get("floor_fraction")
+        if rho is None:
+            rho = self.default_floor_fraction
+        if rho is None:
+            return float(self.controller["lambda_min"])
+        rho = check_real(rho, "floor_fraction", low=0.0, high=1.0, flag="--floor-fraction")
+        return rho / self.num_tasks
+
+    def law(self, steps_per_epoch: int | None = None) -> LoopLaw:
+        c = self.controller
+        return self.law_class(self.num_tasks, beta=c["beta"], warmup=c["warmup"],
+                              floor=self.floor(), **self.law_kwargs())
+
+    def check(self) -> None:
+        super().check()
+        ratio = self.settings.get("open_loop_ratio")
+        if ratio is not None and not (isinstance(ratio, (int, float)) and not isinstance(
+                ratio, bool) and math.isfinite(ratio) and ratio > 0):
+            raise ValueError(f"--open-loop-ratio must be a finite number > 0, got {ratio!r}")
+
+    def trajectory(self, num_steps: int) -> np.ndarray | None:
+        ratio = self.settings.get("open_loop_ratio")
+        if ratio is None:
+            return None
+        g = np.ones((num_steps, self.num_tasks))
+        g[:, 0] = float(ratio)
+        return law_weights(self.law(), g, np.ones_like(g))
+
+    def module(self, num_steps: int, *, steps_per_epoch: int | None = None):
+        if self.closed_loop:
+            return super().module(num_steps, steps_per_epoch=steps_per_epoch)
+        return WeightingMethod.module(self, num_steps, steps_per_epoch=steps_per_epoch)
+
+    def summary(self, source=None) -> dict:
+        out = super().summary(source)
+        out["open_loop_ratio"] = self.settings.get("open_loop_ratio")
+        if source is not None:
+            out["final_weights"] = source.table[-1].tolist()
+        return out
