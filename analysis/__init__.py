@@ -70,6 +70,8 @@ _EXPORTS = {
     "StepResponse": "step_response",
     "SettingsSweepResponse": "sweep",
     "settings_sweep_response": "sweep",
+    "VariantsResponse": "variants",
+    "variants_response": "variants",
     "VarianceGapResponse": "variance_gap",
     "variance_gap_response": "variance_gap",
 }

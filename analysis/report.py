@@ -33,6 +33,7 @@ STUDIES = (
     "analysis.compare",
     "analysis.sweep",
     "analysis.identify",
+    "analysis.variants",
     "analysis.seed_audit",
 )
 
@@ -232,7 +233,7 @@ def _escape(text: str) -> str:
 #: wording and source stay the same, whatever rows are added or removed around it)
 ID_PREFIX = {"bode": "BOD", "step_response": "STP", "noise": "NOI", "bounds": "BND",
              "closed_loop": "CLP", "field": "FLD", "real_loop": "REL", "compare": "CMP",
-             "sweep": "SWP", "identify": "IDN", "seed_audit": "AUD"}
+             "sweep": "SWP", "identify": "IDN", "variants": "VAR", "seed_audit": "AUD"}
 VERDICT_ORDER = ("refuted", "not testable", "holds")  # the appendix lists refuted rows first
 
 

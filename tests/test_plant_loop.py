@@ -147,3 +147,21 @@ def test_identified_plant_in_the_closed_loop_study():
     # on the floor a positive elasticity makes the imbalance worse than without a plant answer
     assert np.all(r.final_share["plant"][1] >= r.final_share["none"][1])
     assert "| 0.05 | 500 |" in r.table()
+
+
+def test_vectorised_law_loop_equals_the_one_run_simulation():
+    """simulate_law_closed_loop(LoopLaw) = simulate_closed_loop(GABA), run by run, with a plant."""
+    from gaba_control.plant.loop import simulate_closed_loop, simulate_law_closed_loop
+    from gaba_control.weighting import LoopLaw
+
+    rng = np.random.default_rng(0)
+    d = np.log(600.0) + rng.normal(0, 0.5, (3, 800))
+    plant = ([0.0, 0.06], [1.0, -0.87])
+    for floor in (0.001, 0.05):
+        w, y = simulate_law_closed_loop(LoopLaw(2, floor=floor), plant, d, lambda0=0.002)
+        for i in range(3):
+            w1, y1 = simulate_closed_loop(plant, d[i], lambda0=0.002, lambda_min=floor)
+            np.testing.assert_allclose(w[i], w1, rtol=0, atol=1e-14)
+            np.testing.assert_allclose(y[i], y1, rtol=0, atol=1e-12)
+    with pytest.raises(ValueError, match="delay"):
+        simulate_law_closed_loop(LoopLaw(2), ([1.0], [1.0]), d, lambda0=0.002)

@@ -33,7 +33,8 @@ def test_registry_lists_every_method_once():
     names = method_names()
     assert names == ("gaba", "equal", "fixed", "schedule", "replay", "prbs", "multisine",
                      "gradnorm", "gradnorm_softmax", "uncertainty", "dwa", "famo", "upgrad",
-                     "mgda")
+                     "mgda", "gaba_antiwindup", "gaba_inverse", "gaba_integral", "gaba_log_ema",
+                     "gaba_relative_floor")
     assert get_method("gaba") is GABA and get_method("prbs") is PRBS
     with pytest.raises(ValueError, match="method must be one of"):
         get_method("no_such_method")

@@ -57,6 +57,7 @@ __all__ = [
     "loop_analysis",
     "operating_point",
     "simulate_closed_loop",
+    "simulate_law_closed_loop",
 ]
 
 
@@ -293,6 +294,60 @@ def simulate_closed_loop(plant, disturbance, *, lambda0: float, beta: float = 0.
             share = weights[t, 0] / total if np.isfinite(total) and total > 0 else lambda0
             u_past = np.concatenate([[math.log(max(share, 1e-300) / lambda0)], u_past[:-1]])
             p_past = np.concatenate([[p_now], p_past[:-1]])
+    return weights, ys
+
+
+def simulate_law_closed_loop(law, plant, disturbance, *, lambda0: float):
+    """A weight law closed over ``plant`` for many disturbance records at once.
+
+    The vectorised counterpart of :func:`simulate_closed_loop` for a
+    :class:`~gaba_control.weighting.Law` that reads norms (``K = 2``): every
+    row of ``disturbance`` ``(R, T)`` is one run, all advanced together by one
+    :class:`~gaba_control.weighting.LawSimulator`. The law reads
+    ``g = (e^{y}, 1)`` scaled to a maximum of 1 with ``y_t = d_t + (P u)_t``,
+    ``u = log(λ*_1/λ₀)``. ``plant`` as in :func:`simulate_closed_loop`
+    (``([0, 0], [1])``: no plant, open-loop replay).
+
+    Returns
+    -------
+    weights : (R, T, 2) the applied weights
+    y : (R, T) the log ratio the law read
+    """
+    from gaba_control.weighting import LawSimulator
+
+    if hasattr(plant, "numerator"):
+        num, den = np.asarray(plant.numerator, float), np.asarray(plant.a, float)
+    else:
+        num, den = np.asarray(plant[0], float), np.asarray(plant[1], float)
+    if num.size == 0 or num[0] != 0:
+        raise ValueError("the plant needs at least one step of delay (numerator[0] == 0)")
+    if not (isinstance(lambda0, (int, float)) and 0 < lambda0 < 1):
+        raise ValueError(f"lambda0 must lie in (0, 1), got {lambda0!r}")
+    if law.num_tasks != 2:
+        raise ValueError(f"the identified plant has two tasks, the law {law.num_tasks}")
+    d = np.atleast_2d(np.asarray(disturbance, dtype=float))
+    runs, steps = d.shape
+    size = max(num.size, den.size)
+    num = np.concatenate([num, np.zeros(size - num.size)]) / den[0]
+    den = np.concatenate([den, np.zeros(size - den.size)]) / den[0]
+    u_past = np.zeros((size - 1, runs))
+    p_past = np.zeros((size - 1, runs))
+    sim = LawSimulator(law, (runs, 2))
+    one = np.ones((runs, 2))
+    weights = np.empty((runs, steps, 2))
+    ys = np.empty((runs, steps))
+    log_lam0 = math.log(lambda0)
+    for t in range(steps):
+        p_now = num[1:] @ u_past - den[1:] @ p_past if size > 1 else np.zeros(runs)
+        y = d[:, t] + p_now
+        ys[:, t] = y
+        g = np.stack([np.exp(np.minimum(y, 0.0)), np.exp(-np.maximum(y, 0.0))], axis=-1)
+        w = sim.step(g, one)
+        weights[:, t] = w
+        if size > 1:
+            u = np.log(np.maximum(w[:, 0] / w.sum(axis=-1), 1e-300)) - log_lam0
+            u_past = np.concatenate([u[None], u_past[:-1]])
+            p_past = np.concatenate([p_now[None], p_past[:-1]])
     return weights, ys
 
 

@@ -1,4 +1,4 @@
-r"""GABA with state-clamped (true) anti-windup: the floor acts on the EMA state, not only the output.
+r"""GABA with state-clamped (true) anti-windup: the floor acts on the EMA state, not the output.
 
 GABA's saturation clamps the *output* ``λ* = max(λ̂, λ_min)/Σ``; the EMA state
 ``λ̂`` is a linear filter of the raw weights and winds down towards the raw
@@ -25,6 +25,7 @@ the operating point the floor imposes.
 from __future__ import annotations
 
 import math
+from typing import ClassVar
 
 from gaba_control import formulas
 from gaba_control.formulas import array_namespace
@@ -74,6 +75,7 @@ class GABAAntiWindup(LoopVariant):
     name = "gaba_antiwindup"
     description = "GABA with state-clamped anti-windup (the floor clamps the EMA state)"
     law_class = AntiWindupLaw
-    loop = {"sensor": "g_i → shares", "reference": "1/K", "comparator": "e = 1/K − s",
-            "law": "P-law, EMA whose state is clamped at the floor, floor",
-            "state": "the clamped EMA (K numbers), the step count"}
+    loop: ClassVar[dict[str, str]] = {
+        "sensor": "g_i → shares", "reference": "1/K", "comparator": "e = 1/K − s",
+        "law": "P-law, EMA whose state is clamped at the floor, floor",
+        "state": "the clamped EMA (K numbers), the step count"}

@@ -25,6 +25,8 @@ oscillating sign). Default ``k_I = 1 − β``: GABA's time constant.
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from gaba_control import formulas
 from gaba_control.formulas import array_namespace
 
@@ -39,7 +41,7 @@ SHARE_FLOOR = 1e-300
 
 
 class IntegralLaw(LoopLaw):
-    """Integral action on ``log(1/K) − log w`` through ``λ̂ = softmax(z)``; gain ``gain`` ∈ (0, 1]."""
+    """Integral action on ``log(1/K) − log w`` through ``λ̂ = softmax(z)``, gain in (0, 1]."""
 
     hyperparameters = ("beta", "warmup", "floor", "gain")
 
@@ -62,8 +64,8 @@ class IntegralLaw(LoopLaw):
         z = state["ema"] + self.gain * raw
         return {"ema": z - xp.mean(z, axis=-1, keepdims=True)}
 
-    def output(self, state):
-        return formulas.floor_renormalise(softmax(state["ema"]), self.floor)
+    def unsaturated(self, state):
+        return softmax(state["ema"])
 
     def check_state(self, state) -> None:
         if "ema" in state:
@@ -81,10 +83,11 @@ class GABAIntegral(LoopVariant):
     law_class = IntegralLaw
     variant_options = (Option("integral_gain", "gaba_integral: integrator gain k_I ∈ (0, 1] "
                               "(default 1 − β: GABA's time constant)"),)
-    loop = {"sensor": "g_i → weighted shares of the current weights",
-            "reference": "1/K (equal weighted shares)",
-            "comparator": "log(1/K) − log w", "law": "integral (k_I), softmax actuator, floor",
-            "state": "the integrator z (K numbers), the step count"}
+    loop: ClassVar[dict[str, str]] = {
+        "sensor": "g_i → weighted shares of the current weights",
+        "reference": "1/K (equal weighted shares)",
+        "comparator": "log(1/K) − log w", "law": "integral (k_I), softmax actuator, floor",
+        "state": "the integrator z (K numbers), the step count"}
 
     def law_kwargs(self) -> dict:
         return {"gain": self.settings["integral_gain"]}

@@ -19,6 +19,8 @@ tasks with a zero norm share the whole weight between them.
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from gaba_control import formulas
 from gaba_control.formulas import array_namespace
 
@@ -71,6 +73,7 @@ class GABAInverse(LoopVariant):
     name = "gaba_inverse"
     description = "GABA with the inverse-norm law λ ∝ 1/g (equalises λ_i g_i for any K)"
     law_class = InverseNormLaw
-    loop = {"sensor": "g_i", "reference": "equal weighted norms λ_i g_i",
-            "comparator": "implicit (static inverse)", "law": "λ_raw ∝ 1/g, EMA, floor",
-            "state": "the EMA (K numbers), the step count"}
+    loop: ClassVar[dict[str, str]] = {
+        "sensor": "g_i", "reference": "equal weighted norms λ_i g_i",
+        "comparator": "implicit (static inverse)", "law": "λ_raw ∝ 1/g, EMA, floor",
+        "state": "the EMA (K numbers), the step count"}

@@ -19,6 +19,8 @@ integral law of :mod:`._gaba_integral` with gain ``1 − β`` (checked in the te
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from gaba_control.formulas import array_namespace
 
 from ._base import register
@@ -43,10 +45,8 @@ class LogEMALaw(LoopLaw):
         ell = self.beta * state["ema"] + (1.0 - self.beta) * log_raw
         return {"ema": ell - xp.mean(ell, axis=-1, keepdims=True)}
 
-    def output(self, state):
-        from gaba_control import formulas
-
-        return formulas.floor_renormalise(softmax(state["ema"]), self.floor)
+    def unsaturated(self, state):
+        return softmax(state["ema"])
 
     def check_state(self, state) -> None:
         if "ema" in state:  # a log-domain state may be negative
@@ -62,6 +62,7 @@ class GABALogEMA(LoopVariant):
     name = "gaba_log_ema"
     description = "GABA with a log-domain EMA (geometric mean of the raw weights)"
     law_class = LogEMALaw
-    loop = {"sensor": "g_i → shares", "reference": "1/K", "comparator": "e = 1/K − s",
-            "law": "P-law, EMA of log λ_raw, softmax, floor",
-            "state": "the log-domain EMA (K numbers), the step count"}
+    loop: ClassVar[dict[str, str]] = {
+        "sensor": "g_i → shares", "reference": "1/K", "comparator": "e = 1/K − s",
+        "law": "P-law, EMA of log λ_raw, softmax, floor",
+        "state": "the log-domain EMA (K numbers), the step count"}

@@ -13,6 +13,8 @@ and the floor's output for a starved task, ``(ρ/K)/(ρ/K·m + (1 − m·ρ/K)�
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from ._base import register
 from ._loop_law import LoopLaw, LoopVariant
 
@@ -27,5 +29,6 @@ class GABARelativeFloor(LoopVariant):
     description = "GABA with the floor ρ/K relative to the equal share (default ρ = 0.1)"
     law_class = LoopLaw
     default_floor_fraction = 0.1
-    loop = {"sensor": "g_i → shares", "reference": "1/K", "comparator": "e = 1/K − s",
-            "law": "P-law, EMA, floor ρ/K", "state": "the EMA (K numbers), the step count"}
+    loop: ClassVar[dict[str, str]] = {
+        "sensor": "g_i → shares", "reference": "1/K", "comparator": "e = 1/K − s",
+        "law": "P-law, EMA, floor ρ/K", "state": "the EMA (K numbers), the step count"}

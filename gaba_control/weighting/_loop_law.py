@@ -78,9 +78,13 @@ class LoopLaw(Law):
         """The filter's next state: the EMA of the raw weights."""
         return {"ema": formulas.ema_update(state["ema"], raw, self.beta)}
 
+    def unsaturated(self, state: dict):
+        """The weights before the saturation (the floor binds where one lies below it)."""
+        return state["ema"]
+
     def output(self, state: dict):
-        """The saturation: ``max(state, floor)`` renormalised onto the simplex."""
-        return formulas.floor_renormalise(state["ema"], self.floor)
+        """The saturation: ``max(weights, floor)`` renormalised onto the simplex."""
+        return formulas.floor_renormalise(self.unsaturated(state), self.floor)
 
     # -- the law protocol
     def initial_state(self, like) -> dict:
@@ -90,10 +94,12 @@ class LoopLaw(Law):
     def step(self, state: dict, m: Measurement):
         xp = array_namespace(state["ema"])
         step = state["step"] + 1
-        gate = step > self.warmup
         stepped = self.filtered(state, self.raw(m.norms, state))
         weights = self.output(stepped)
-        gate_k = column(gate, weights)
+        stepped["step"] = step
+        if step.ndim == 0 and bool(step > self.warmup):
+            return weights, stepped  # past the warmup (every run shares its clock): no gate
+        gate = step > self.warmup
         # the gate open: the filter advances; closed: it holds and the output is 1/K
         nxt = {name: xp.where(column(gate, value) if value.ndim > gate.ndim else gate,
                               value, state[name]) for name, value in stepped.items()}
@@ -101,7 +107,7 @@ class LoopLaw(Law):
         equal = xp.ones_like(weights) / self.num_tasks
         # a rejected reading gives NaN weights even while gated, so the framework holds it
         nan = xp.any(xp.isnan(weights), axis=-1, keepdims=True)
-        weights = xp.where(gate_k, weights, xp.where(nan, weights, equal))
+        weights = xp.where(column(gate, weights), weights, xp.where(nan, weights, equal))
         return weights, nxt
 
     def hold(self, state: dict) -> dict:

@@ -1,0 +1,84 @@
+"""The variants study: the law-measured linearisation against closed forms, the analysis."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from analysis import variants
+from analysis._common import results_dir
+from gaba_control.lti.iir import ema_transfer_function
+from gaba_control.plant.loop import operating_point
+from gaba_control.weighting import LoopLaw, recovery_steps
+
+HAS_IDENTIFY = (results_dir() / "identify" / "plants.csv").is_file()
+
+
+@pytest.mark.parametrize(("ratio", "floor"), [(3.0, 0.0), (708.0, 0.001), (708.0, 0.05)])
+def test_law_measured_controller_is_gabas_linearisation(ratio, floor):
+    """C(e^{jω}) measured from the law = k·H(e^{jω}) with k of plant.loop.operating_point."""
+    omega = np.array([1e-4, 1e-3, 1e-2, 0.1, 1.0, 3.0])
+    law = LoopLaw(2, beta=0.99, warmup=0, floor=floor)
+    measured = variants.controller_frequency_response(law, ratio, omega, settle=3000,
+                                                      length=3000)
+    point = operating_point(ratio, floor, ema=float(1 / (1 + ratio)))
+    h = np.asarray(ema_transfer_function(0.99)(np.exp(1j * omega))).reshape(-1)
+    expected = point.gain * h
+    # a 1e-6 step resolves C to about 1e-5 of its DC value (rounding of δu at 1e-16)
+    np.testing.assert_allclose(measured, expected, rtol=2e-5, atol=2e-5 * abs(expected[0]))
+
+
+def test_floor_table_marks_the_absolute_floor_inadmissible_from_k_20():
+    rows = {r["K"]: r for r in variants.floor_rows()}
+    assert rows[19]["absolute"] is not None and rows[20]["absolute"] is None
+    for r in rows.values():
+        assert r["relative"]["total"] == pytest.approx(0.1)
+        assert r["relative"]["weight"] <= r["relative"]["floor"]
+
+
+@pytest.mark.skipif(not HAS_IDENTIFY, reason="no committed identification")
+def test_committed_analysis_decides_what_each_block_changes():
+    response = variants.variants_response(quick=True)
+    floor, free = (d for d, _ in variants.DESIGNS)
+    gaba = response.row("gaba", floor)
+    # for K = 2 every variant's linearised loop is GABA's (the linearisation's resolution)
+    for name in variants.VARIANTS[1:]:
+        for design in (floor, free):
+            a, b = response.loops[(name, design)], response.loops[("gaba", design)]
+            assert np.max(np.abs(a - b) / np.abs(b)) < 1e-2, (name, design)
+    # anti-windup: one step off the floor; GABA: the closed form
+    raw = 1 / (1 + variants.WOUND_RATIO)
+    wound = raw + (0.5 - raw) * 0.99**variants.WIND_STEPS
+    assert gaba.recovery_steps == recovery_steps(0.99, 0.05, wound,
+                                                 1 / (1 + variants.RECOVERY_RATIO))
+    assert response.row("gaba_antiwindup", floor).recovery_steps == 1
+    # K = 3: the P-law's steady-state error, none for the inverse law and the integrator
+    assert gaba.three_task_error > 0.2
+    for name in ("gaba_inverse", "gaba_integral"):
+        assert response.row(name, floor).three_task_error < 1e-9
+    # the floor decides the loop: open on the floor, L(1) ≈ 0.2 without it
+    assert gaba.loop_dc < 1e-2 < response.row("gaba", free).loop_dc < 1
+    for row in response.rows:
+        for source in ("replay", "plant"):
+            p = row.predicted[source]
+            assert 0 <= p["floor_fraction"] <= 1 and 0 < p["share"] < 1
+    on_floor = response.row("gaba", floor).predicted["plant"]
+    assert on_floor["floor_fraction"] > 0.8 and on_floor["share"] < 0.05
+
+
+@pytest.mark.skipif(not HAS_IDENTIFY, reason="no committed identification")
+def test_study_writes_its_figures_with_captions(tmp_path):
+    study = variants.run(tmp_path, quick=True)
+    stems = {p.stem for p in study.figures}
+    assert stems == {"variants_loop", "variants_predictions"}
+    assert set(study.captions) == stems
+    assert all(c.verdict == "holds" for c in study.claims), [c.evidence for c in study.claims]
+
+
+def test_without_an_identification_the_study_says_so(tmp_path, monkeypatch):
+    monkeypatch.setenv("GABA_RESULTS_DIR", str(tmp_path))
+    study = variants.run(tmp_path / "out", quick=True)
+    assert study.figures == [] and study.claims[0].verdict == "not testable"
+    assert "no identified FD002 plant" in study.summary and math.isfinite(1.0)
