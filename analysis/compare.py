@@ -1325,6 +1325,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument("--lr", type=float, default=None, help="Adam learning rate")
     parser.add_argument("--max-batches", type=int, default=None, help="batches per epoch cap")
     parser.add_argument("--data-dir", default=None, help="C-MAPSS directory")
+    from gaba_control.cmapss.train import AUX_TASKS
+
+    parser.add_argument("--aux-task", choices=AUX_TASKS, default=None,
+                        help="a third task for every run (next_cycle: next-cycle sensors)")
     add_method_arguments(parser, method=False)  # each given to the compared methods taking it
     parser.add_argument("--no-figures", action="store_true", help="tables only")
     parser.add_argument("--cached-only", action="store_true",
@@ -1344,7 +1348,7 @@ def run_from_args(args: argparse.Namespace) -> int:
             threads=args.threads, progress=not args.no_progress,
             figures=not args.no_figures, lr=args.lr, max_batches=args.max_batches,
             data_dir=args.data_dir, options=method_options_from_args(args),
-            cached_only=args.cached_only,
+            cached_only=args.cached_only, aux_task=args.aux_task,
         )
     except (ValueError, RuntimeError, FileNotFoundError) as error:
         print(f"gaba-control compare: {error}", file=sys.stderr)

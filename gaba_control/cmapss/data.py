@@ -369,6 +369,10 @@ class CMAPSSData:
     val_units: np.ndarray
     padded_test_units: tuple[int, ...]
     config: dict = field(default_factory=dict)
+    #: the next cycle's normalised sensors of each window (N, channels); NaN where the
+    #: window ends at its unit's last cycle (the auxiliary task ``next_cycle``)
+    next_train: torch.Tensor | None = None
+    next_val: torch.Tensor | None = None
 
     @property
     def num_channels(self) -> int:
@@ -481,8 +485,8 @@ def load_subset(
     test_norm = _normalise(test[:, _SENSORS][:, keep], test_cond, mean, std)
 
     train_units = units[~np.isin(units, val_units)]
-    fit = _windows_with_targets(train, train_norm, train_units, window)
-    val = _windows_with_targets(train, train_norm, val_units, window)
+    *fit, next_fit = _windows_and_next(train, train_norm, train_units, window)
+    *val, next_val = _windows_and_next(train, train_norm, val_units, window)
     x_test, padded = _last_windows(test, test_norm, window)
     if len(test_rul) != x_test.shape[0]:
         raise ValueError(f"RUL_{subset}: {len(test_rul)} values for {x_test.shape[0]} test engines")
@@ -528,6 +532,8 @@ def load_subset(
         val_units=val_units,
         padded_test_units=padded,
         config=config,
+        next_train=torch.from_numpy(next_fit.astype(np.float32)),
+        next_val=torch.from_numpy(next_val.astype(np.float32)),
     )
 
 
@@ -582,7 +588,12 @@ def _pad_front(sequence: np.ndarray, window: int) -> np.ndarray:
 
 
 def _windows_with_targets(raw: np.ndarray, normalised: np.ndarray, units, window: int):
-    xs, ruls = [], []
+    return _windows_and_next(raw, normalised, units, window)[:2]
+
+
+def _windows_and_next(raw: np.ndarray, normalised: np.ndarray, units, window: int):
+    """Windows, their RUL and the next cycle's normalised sensors (NaN for a unit's last)."""
+    xs, ruls, nexts = [], [], []
     for unit in units:
         rows = raw[:, 0] == unit
         cycles = raw[rows, 1]
@@ -592,10 +603,14 @@ def _windows_with_targets(raw: np.ndarray, normalised: np.ndarray, units, window
         views = np.lib.stride_tricks.sliding_window_view(sequence, window, axis=0)
         xs.append(views)  # (n_windows, channels, window)
         ruls.append(rul[window - 1 :])
+        # window j ends at sequence[j + window − 1]; its next cycle is sequence[j + window]
+        nxt = np.full((views.shape[0], sequence.shape[1]), np.nan)
+        nxt[:-1] = sequence[window:]
+        nexts.append(nxt)
     channels = normalised.shape[1]
     if not xs:
-        return np.zeros((0, channels, window)), np.zeros(0)
-    return np.concatenate(xs), np.concatenate(ruls)
+        return np.zeros((0, channels, window)), np.zeros(0), np.zeros((0, channels))
+    return np.concatenate(xs), np.concatenate(ruls), np.concatenate(nexts)
 
 
 def _last_windows(raw: np.ndarray, normalised: np.ndarray, window: int):

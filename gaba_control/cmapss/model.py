@@ -18,6 +18,10 @@ class MultiTaskCNN(nn.Module):
     length). ``rul_head``: Linear(256→64) → ReLU → Linear(64→1).
     ``health_head``: Linear(256→64) → ReLU → Linear(64→num_classes).
     GABA measures the task gradients on ``backbone.parameters()``.
+    With ``next_cycle=True`` a third head, Linear(256→64) → ReLU →
+    Linear(64→channels), predicts the next cycle's normalised sensors (the
+    self-supervised auxiliary task of a three-task run) and ``forward`` returns
+    its output third.
 
     Parameters
     ----------
@@ -29,6 +33,8 @@ class MultiTaskCNN(nn.Module):
         Health states (3).
     conv_channels, kernel_size, hidden : int
         Backbone width (64), convolution kernel (5, odd), feature size (256).
+    next_cycle : bool
+        Add the next-cycle head (default False).
 
     Examples
     --------
@@ -47,6 +53,7 @@ class MultiTaskCNN(nn.Module):
         conv_channels: int = 64,
         kernel_size: int = 5,
         hidden: int = 256,
+        next_cycle: bool = False,
         **kwargs,
     ) -> None:
         check_no_extra_kwargs(kwargs, "MultiTaskCNN")
@@ -71,8 +78,16 @@ class MultiTaskCNN(nn.Module):
         self.health_head = nn.Sequential(
             nn.Linear(hidden, 64), nn.ReLU(), nn.Linear(64, num_classes)
         )
+        if not isinstance(next_cycle, bool):
+            raise TypeError(f"next_cycle must be a bool, got {type(next_cycle).__name__}")
+        self.next_head = nn.Sequential(nn.Linear(hidden, 64), nn.ReLU(),
+                                       nn.Linear(64, num_channels)) if next_cycle else None
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Windows ``(N, channels, window)`` → (RUL ``(N,)``, health logits ``(N, classes)``)."""
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """Windows ``(N, channels, window)`` → (RUL ``(N,)``, health logits ``(N, classes)``
+        [, next-cycle sensors ``(N, channels)``])."""
         features = self.backbone(x)
-        return self.rul_head(features).squeeze(-1), self.health_head(features)
+        out = (self.rul_head(features).squeeze(-1), self.health_head(features))
+        if self.next_head is not None:
+            out = (*out, self.next_head(features))
+        return out

@@ -86,6 +86,7 @@ from gaba_control.weighting import (
 )
 
 __all__ = [
+    "AUX_TASKS",
     "DIVERGED_EXIT_CODE",
     "TASK_NAMES",
     "TrainConfig",
@@ -93,20 +94,29 @@ __all__ = [
     "evaluate",
     "make_weighting",
     "run_from_args",
+    "task_names",
     "train",
     "weighting_method",
 ]
 
 TASK_NAMES = ("rul", "health")
+#: auxiliary tasks a run may add as its third task (``--aux-task``)
+AUX_TASKS = ("next_cycle",)
 DIVERGED_EXIT_CODE = 3
 QUICK_EPOCHS = 2
 QUICK_MAX_BATCHES = 30
 QUICK_WARMUP = 10
 
 
+def task_names(config) -> tuple[str, ...]:
+    """The run's tasks: RUL and health, then the auxiliary task if ``config.aux_task`` is set."""
+    aux = getattr(config, "aux_task", None)
+    return TASK_NAMES if aux is None else (*TASK_NAMES, aux)
+
+
 def _controller(config) -> dict:
     return {
-        "num_tasks": len(TASK_NAMES),
+        "num_tasks": len(task_names(config)),
         "beta": config.beta,
         "warmup": config.warmup,
         "lambda_min": config.lambda_min,
@@ -170,6 +180,9 @@ class TrainConfig:
     options: dict | None = None
     #: continue from ``out/checkpoint.pt`` if it is there (bit-identical to an uninterrupted run)
     resume: bool = False
+    #: a third, self-supervised task (``"next_cycle"``: regress the next cycle's normalised
+    #: sensors from the window), or ``None`` for the two C-MAPSS tasks
+    aux_task: str | None = None
 
     def resolved(self) -> TrainConfig:
         """Apply ``quick``: at most 2 epochs of 30 batches (the CLI also shortens warmup)."""
@@ -198,7 +211,7 @@ def evaluate(
     model.eval()
     rul_parts, health_parts = [], []
     for start in range(0, x.shape[0], batch_size):
-        rul, logits = model(x[start : start + batch_size])
+        rul, logits = model(x[start : start + batch_size])[:2]
         rul_parts.append(rul * rul_scale)
         health_parts.append(logits.argmax(dim=-1))
     model.train(was_training)
@@ -290,11 +303,17 @@ def _seed_everything(seed: int) -> np.random.Generator:
     return np.random.default_rng(seed)
 
 
-def _step_losses(model, x, rul, health, rul_scale):
-    rul_pred, logits = model(x)
-    l_rul = nn.functional.mse_loss(rul_pred, rul / rul_scale)
-    l_health = nn.functional.cross_entropy(logits, health)
-    return [l_rul, l_health]
+def _step_losses(model, x, rul, health, rul_scale, next_cycle=None):
+    out = model(x)
+    l_rul = nn.functional.mse_loss(out[0], rul / rul_scale)
+    l_health = nn.functional.cross_entropy(out[1], health)
+    if next_cycle is None:
+        return [l_rul, l_health]
+    # the windows that end a unit have no next cycle (NaN targets): left out of the mean
+    keep = torch.isfinite(next_cycle).all(dim=-1)
+    l_next = (nn.functional.mse_loss(out[2][keep], next_cycle[keep]) if bool(keep.any())
+              else out[2].sum() * 0.0)
+    return [l_rul, l_health, l_next]
 
 
 def _checked(config: TrainConfig) -> TrainConfig:
@@ -315,6 +334,8 @@ def _checked(config: TrainConfig) -> TrainConfig:
         value = getattr(config, name)
         if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2**63:
             raise ValueError(f"{name} must be an int in [0, 2^63), got {value!r}")
+    if config.aux_task is not None and config.aux_task not in AUX_TASKS:
+        raise ValueError(f"aux_task must be one of {AUX_TASKS} or None, got {config.aux_task!r}")
     weighting_method(config)  # the method's own options
     return config
 
@@ -365,7 +386,11 @@ def _train(config: TrainConfig, data: CMAPSSData | None) -> dict:
             seed=config.split_seed,
         )
     rng = _seed_everything(config.seed)
-    model = MultiTaskCNN(data.num_channels, data.window)
+    names = task_names(config)
+    aux = config.aux_task is not None
+    if aux and data.next_train is None:
+        raise ValueError(f"--aux-task {config.aux_task} needs next-cycle targets in the data")
+    model = MultiTaskCNN(data.num_channels, data.window, next_cycle=aux)
     n_train = data.x_train.shape[0]
     batches_per_epoch = math.ceil(n_train / config.batch_size)
     if config.max_batches is not None:
@@ -375,7 +400,7 @@ def _train(config: TrainConfig, data: CMAPSSData | None) -> dict:
     weighting = method.module(config.epochs * batches_per_epoch,
                               steps_per_epoch=batches_per_epoch)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
-    recorder = TraceRecorder(len(TASK_NAMES))
+    recorder = TraceRecorder(len(names))
     source_summary = method.summary(source)
     history: list[dict] = []
     best = {"val_rmse": math.inf, "epoch": None, "state": None}
@@ -406,6 +431,7 @@ def _train(config: TrainConfig, data: CMAPSSData | None) -> dict:
                 data.rul_train[index],
                 data.health_train[index],
                 config.rul_scale,
+                data.next_train[index] if aux else None,
             )
             loss = weighting(losses, model.parameters(), model.backbone.parameters())
             step += 1
@@ -443,7 +469,8 @@ def _train(config: TrainConfig, data: CMAPSSData | None) -> dict:
                 with torch.no_grad():  # the same batch after the step (FAMO's update)
                     weighting.post_step_losses(_step_losses(
                         model, data.x_train[index], data.rul_train[index],
-                        data.health_train[index], config.rul_scale))
+                        data.health_train[index], config.rul_scale,
+                        data.next_train[index] if aux else None))
             bar.update(1)
             if step % 10 == 0:
                 bar.set_postfix(
@@ -498,7 +525,7 @@ def _train(config: TrainConfig, data: CMAPSSData | None) -> dict:
         method=config.method,
         subset=data.subset,
         seed=config.seed,
-        task_names=TASK_NAMES,
+        task_names=names,
         config=_finite_or_none({**asdict(config), "rul_loss_units": _rul_units(config)}),
         versions=package_versions(),
     )
@@ -574,6 +601,13 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPar
         default=defaults.subset,
         type=str.upper,
         help="C-MAPSS subset (default %(default)s)",
+    )
+    parser.add_argument(
+        "--aux-task",
+        choices=AUX_TASKS,
+        default=None,
+        help="add a third, self-supervised task: next_cycle regresses the next cycle's "
+        "normalised sensors (default: the two C-MAPSS tasks)",
     )
     parser.add_argument(
         "--seed",
@@ -694,6 +728,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         progress=not args.no_progress,
         options=method_options_from_args(args) or None,
         resume=args.resume,
+        aux_task=args.aux_task,
     )
 
 
