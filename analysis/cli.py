@@ -1,7 +1,7 @@
 """The ``gaba-control`` console script: the library's commands plus the studies'.
 
 The library's own parser (:func:`gaba_control.cli.build_parser`, with ``train``)
-is extended here with ``report``, ``compare``, ``identify`` and ``sweep``, so that imports
+is extended here with ``report``, ``compare``, ``identify``, ``sweep`` and ``advise``, so that imports
 keep going one way (``analysis`` → ``gaba_control``).
 
 >>> main(["--help"])  # doctest: +ELLIPSIS
@@ -40,6 +40,12 @@ def _identify(args: argparse.Namespace) -> int:
 
 def _sweep(args: argparse.Namespace) -> int:
     from .sweep import run_from_args
+
+    return run_from_args(args)
+
+
+def _advise(args: argparse.Namespace) -> int:
+    from .advise import run_from_args
 
     return run_from_args(args)
 
@@ -88,6 +94,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_sweep_arguments(sweep)
     sweep.set_defaults(handler=_sweep)
+    from .advise import add_arguments as add_advise_arguments
+
+    advise = subparsers.add_parser(
+        "advise",
+        help="predict loop settings (variant, β, floor, W, refresh) from a recorded run",
+        description="Predict, for a grid of candidate settings, the floor-active fraction, "
+        "the achieved weighted share, the weight noise, settling and cost from a trace "
+        "(replay and the identified plant); recommend one; write advise.csv/.md and a figure.",
+    )
+    add_advise_arguments(advise)
+    advise.set_defaults(handler=_advise)
     return parser
 
 

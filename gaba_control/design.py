@@ -121,16 +121,21 @@ class GridResult:
     the floor (the field's definition); ``share_mean``/``share_log_mean``: the
     mean and the mean log of the smallest-norm task's weighted share
     ``λ_i g_i/Σ λ_j g_j`` (task ``small``, the one with the smallest median norm);
-    ``log_weight_std``: the std of ``log λ`` of that task; ``share_median``
+    ``log_weight_mean``: the mean of ``log λ`` of that task; ``log_weight_std``:
+    the std of ``log λ`` of the largest-norm task (task ``large``), whose weight
+    the loop turns down and which therefore moves by the largest factor;
+    ``share_median``
     only when ``keep=True`` (it needs every step).
     """
 
     settings: Settings
     small: int
+    large: int
     floor_fraction: np.ndarray
     share_mean: np.ndarray
     share_log_mean: np.ndarray
     log_weight_std: np.ndarray
+    log_weight_mean: np.ndarray  # mean log λ of the smallest-norm task
     share_median: np.ndarray | None = None
     weights: np.ndarray | None = None  # (T, S, K) with keep=True
 
@@ -194,9 +199,9 @@ def simulate_settings(norms, settings: Settings, *, plant=None, applied=None,
     warmup, refresh = settings.warmup, settings.refresh
     state = np.where(log_domain, 0.0, 1.0 / k) * np.ones((n, k))
     weights = np.full((n, k), 1.0 / k)
-    small = _small_task(g)
+    small, large = _small_task(g), _large_task(g)
     acc = {name: np.zeros(n) for name in ("count", "floor", "share", "log_share", "logw",
-                                          "logw2")}
+                                          "logb", "logb2")}
     kept = np.empty((steps, n, k)) if keep else None
     shares_kept = np.empty((steps, n)) if keep else None
     if plant is not None:
@@ -240,12 +245,14 @@ def simulate_settings(norms, settings: Settings, *, plant=None, applied=None,
             share = formulas.weighted_shares(weights, gnow)[:, small]
         post = (t > warmup) & np.isfinite(share)
         lw = np.log(weights[:, small])
+        lb = np.log(weights[:, large])
         acc["count"] += post
         acc["floor"] += post & (weights.min(axis=-1) < settings.floor * (1 - 1e-12))
         acc["share"] += np.where(post, share, 0.0)
         acc["log_share"] += np.where(post, np.log(np.where(post, share, 1.0)), 0.0)
         acc["logw"] += np.where(post, lw, 0.0)
-        acc["logw2"] += np.where(post, lw * lw, 0.0)
+        acc["logb"] += np.where(post, lb, 0.0)
+        acc["logb2"] += np.where(post, lb * lb, 0.0)
         if keep:
             kept[t - 1] = weights
             shares_kept[t - 1] = np.where(post, share, np.nan)
@@ -255,17 +262,23 @@ def simulate_settings(norms, settings: Settings, *, plant=None, applied=None,
             p_past = np.concatenate([p_now[None], p_past[:-1]])
     count = np.maximum(acc["count"], 1)
     mean_lw = acc["logw"] / count
-    std = np.sqrt(np.maximum(acc["logw2"] / count - mean_lw**2, 0.0))
+    mean_lb = acc["logb"] / count
+    std = np.sqrt(np.maximum(acc["logb2"] / count - mean_lb**2, 0.0))
     nan = np.where(acc["count"] > 0, 1.0, np.nan)
     with np.errstate(all="ignore"):
         median = np.nanmedian(shares_kept, axis=0) if keep and steps else None
-    return GridResult(settings, small, acc["floor"] / count * nan, acc["share"] / count * nan,
-                      acc["log_share"] / count * nan, std * nan, median, kept)
+    return GridResult(settings, small, large, acc["floor"] / count * nan, acc["share"] / count * nan,
+                      acc["log_share"] / count * nan, std * nan, mean_lw * nan, median, kept)
 
 
 def _small_task(g: np.ndarray) -> int:
     med = np.nanmedian(np.where(np.isfinite(g), g, np.nan), axis=0)
     return int(np.nanargmin(med))
+
+
+def _large_task(g: np.ndarray) -> int:
+    med = np.nanmedian(np.where(np.isfinite(g), g, np.nan), axis=0)
+    return int(np.nanargmax(med))
 
 
 def _replay(g: np.ndarray, settings: Settings) -> GridResult:
@@ -275,12 +288,13 @@ def _replay(g: np.ndarray, settings: Settings) -> GridResult:
     linear, is stepped, all its settings together."""
     steps, k = g.shape
     n = len(settings)
-    small = _small_task(g)
+    small = (_small_task(g), _large_task(g))
     t = np.arange(1, steps + 1)
     valid = formulas.measurement_is_valid(g)
     with np.errstate(invalid="ignore", divide="ignore"):
         raw = {False: formulas.raw_weights(g), True: _inverse(g)}
-    out = {name: np.full(n, np.nan) for name in ("floor", "share", "log_share", "logw_std")}
+    out = {name: np.full(n, np.nan) for name in ("floor", "share", "log_share", "logw_std",
+                                                 "logw_mean")}
     blocks = [VARIANT_BLOCKS[v] for v in settings.variant.tolist()]
     keys: dict = {}
     for i in range(n):
@@ -308,8 +322,8 @@ def _replay(g: np.ndarray, settings: Settings) -> GridResult:
         _metrics(out, idx, w, g[warmup:], floors, small)  # w: (F, T − W, K)
     if clamped:
         _clamped_replay(out, np.asarray(clamped), settings, g, raw[False], valid, small)
-    return GridResult(settings, small, out["floor"], out["share"], out["log_share"],
-                      out["logw_std"])
+    return GridResult(settings, *small, out["floor"], out["share"], out["log_share"],
+                      out["logw_std"], out["logw_mean"])
 
 
 #: settings stepped together by the clamped filter's replay (bounds its memory to ~80 MB)
@@ -319,7 +333,7 @@ _METRIC_BLOCK = 8
 
 
 def _clamped_replay(out: dict, idx: np.ndarray, settings: Settings, g, raw, valid,
-                    small: int) -> None:
+                    small) -> None:
     """The anti-windup filter ``s ← max(βs + (1−β)λ_raw, floor)`` is not linear: step it,
     up to :data:`_CLAMP_CHUNK` settings at a time, storing the state, then the metrics at once
     for each warmup of the chunk."""
@@ -364,9 +378,11 @@ def _held_filter(x: np.ndarray, update: np.ndarray, beta: float, start: float) -
     return state
 
 
-def _metrics(out: dict, idx, w: np.ndarray, g: np.ndarray, floors, small: int) -> None:
+def _metrics(out: dict, idx, w: np.ndarray, g: np.ndarray, floors, tasks) -> None:
     """Floor fraction, share statistics and log-weight spread of ``w`` ``(F, T, K)``, the
-    post-warmup weights of ``F`` settings over the norms ``g`` ``(T, K)``."""
+    post-warmup weights of ``F`` settings over the norms ``g`` ``(T, K)``; ``tasks``: the
+    smallest- and the largest-norm task."""
+    small, large = tasks
     k = g.shape[1]
     with np.errstate(invalid="ignore", divide="ignore"):
         weighted = w * g[None]
@@ -381,14 +397,17 @@ def _metrics(out: dict, idx, w: np.ndarray, g: np.ndarray, floors, small: int) -
     c = np.maximum(count, 1)
     nan = np.where(count > 0, 1.0, np.nan)
     logw = np.log(w[..., small])
+    logb = np.log(w[..., large])
     below = (lowest < np.asarray(floors)[:, None] * (1 - 1e-12)) & post
     share0 = np.where(post, share, 0.0)
     mean_lw = np.where(post, logw, 0.0).sum(axis=1) / c
-    var = np.where(post, (logw - mean_lw[:, None]) ** 2, 0.0).sum(axis=1) / c
+    mean_lb = np.where(post, logb, 0.0).sum(axis=1) / c
+    var = np.where(post, (logb - mean_lb[:, None]) ** 2, 0.0).sum(axis=1) / c
     out["floor"][idx] = below.sum(axis=1) / c * nan
     out["share"][idx] = share0.sum(axis=1) / c * nan
     out["log_share"][idx] = np.log(np.where(post, share, 1.0)).sum(axis=1) / c * nan
     out["logw_std"][idx] = np.sqrt(var) * nan
+    out["logw_mean"][idx] = mean_lw * nan
 
 
 #: stands for "no plant" in the stepwise path (replay of the clamped filters)

@@ -1,0 +1,62 @@
+"""gaba-control advise: predictions against the engine, a sane recommendation, clear errors."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from analysis import advise
+from analysis._common import results_dir
+from gaba_control.design import Settings, simulate_settings
+from gaba_control.trace import load_trace
+
+TRACE = results_dir() / "traces" / "FD002-gaba-seed0.npz"
+pytestmark = pytest.mark.skipif(not TRACE.is_file(), reason="no committed FD002 trace")
+
+
+def test_advice_ranks_feasible_settings_and_keeps_the_published_one_as_reference(tmp_path):
+    trace = load_trace(TRACE)
+    advice = advise.advise(trace, beta=(0.95, 0.99), warmup=(100,), refresh=(1, 10),
+                           floor=(0.0, 0.001, 0.05))
+    ref, rec = advice.reference, advice.recommended
+    assert (ref["variant"], ref["beta"], ref["floor"], ref["warmup"], ref["refresh"]) == \
+        advise.PAPER
+    assert rec["feasible"] and rec["rank"] == 1
+    # the recommendation is nearer 1/K than GABA's published setting, which sits on its floor
+    assert abs(np.log(2 * rec["share_replay"])) < abs(np.log(2 * ref["share_replay"]))
+    assert ref["floor_replay"] > 0.8
+    # replay numbers are the engine's, for the same setting
+    s = Settings.of([advise.PAPER])
+    r = simulate_settings(trace.grad_norms, s)
+    assert ref["share_replay"] == pytest.approx(float(np.exp(r.share_log_mean[0])))
+    files = advice.write(tmp_path)
+    assert {p.name for p in files} >= {"advise.csv", "advise.md", "advise_grid.png"}
+    assert "Recommendation" in (tmp_path / "advise.md").read_text()
+
+
+def test_cost_follows_the_refresh_interval():
+    c = advise.exact_sensor_cost()
+    if not np.isfinite(c):
+        pytest.skip("no committed sensor benchmark")
+    trace = load_trace(TRACE)
+    rows = advise.advise(trace, beta=(0.99,), warmup=(100,), refresh=(1, 10), floor=(0.05,),
+                         plant=False).rows
+    cost = {r["refresh"]: r["cost"] for r in rows if r["variant"] == "gaba"}
+    assert cost[1] == pytest.approx(c) and cost[10] == pytest.approx((c + 9) / 10)
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--floors", "0.5"], "--floors"),
+    (["--noise-max", "-1"], "--noise-max"),
+    (["--variants", "nope"], "variant"),
+    (["--shortlist", "0"], "--shortlist"),
+])
+def test_cli_refuses_bad_settings_with_a_message(tmp_path, args, message):
+    run = subprocess.run([sys.executable, "-m", "analysis.cli", "advise", "--trace", str(TRACE),
+                          "--out", str(tmp_path / "o"), *args], capture_output=True, text=True)
+    assert run.returncode == 2, run.stderr
+    assert message in run.stderr and "Traceback" not in run.stderr
+    assert not (tmp_path / "o").exists()
