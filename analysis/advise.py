@@ -242,7 +242,7 @@ def advise(trace, *, noise_max: float = 0.5, cost_max: float = 1.3, shortlist: i
     order = sorted(range(len(rows)), key=lambda i: _key(rows[i], "share_replay", k))
     plant_label = "none (replay only)"
     if plant and k == 2:
-        plant_label = _plant_check(rows, order[:shortlist] + [len(rows) - 1], trace, norms,
+        plant_label = _plant_check(rows, [*order[:shortlist], len(rows) - 1], trace, norms,
                                    results) or plant_label
     # final ranking: the plant-corrected share where it was computed
     order = sorted(range(len(rows)), key=lambda i: _key(rows[i], "share_plant"

@@ -1,8 +1,8 @@
 """The ``gaba-control`` console script: the library's commands plus the studies'.
 
 The library's own parser (:func:`gaba_control.cli.build_parser`, with ``train``)
-is extended here with ``report``, ``compare``, ``identify``, ``sweep`` and ``advise``, so that imports
-keep going one way (``analysis`` → ``gaba_control``).
+is extended here with ``report``, ``compare``, ``identify``, ``sweep`` and ``advise``, so
+that imports keep going one way (``analysis`` → ``gaba_control``).
 
 >>> main(["--help"])  # doctest: +ELLIPSIS
 usage: gaba-control ...

@@ -138,7 +138,8 @@ def audit_figure(studies):
 
 
 #: the slowest studies first, so a pool of workers finishes together
-_SLOWEST_FIRST = ("analysis.field", "analysis.closed_loop", "analysis.noise", "analysis.identify")
+_SLOWEST_FIRST = ("analysis.field", "analysis.variants", "analysis.closed_loop", "analysis.noise",
+                  "analysis.identify")
 
 
 def _run_study(module_name: str, outdir: Path, seed: int, trace, quick: bool):

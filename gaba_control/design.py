@@ -267,8 +267,9 @@ def simulate_settings(norms, settings: Settings, *, plant=None, applied=None,
     nan = np.where(acc["count"] > 0, 1.0, np.nan)
     with np.errstate(all="ignore"):
         median = np.nanmedian(shares_kept, axis=0) if keep and steps else None
-    return GridResult(settings, small, large, acc["floor"] / count * nan, acc["share"] / count * nan,
-                      acc["log_share"] / count * nan, std * nan, mean_lw * nan, median, kept)
+    return GridResult(settings, small, large, acc["floor"] / count * nan,
+                      acc["share"] / count * nan, acc["log_share"] / count * nan, std * nan,
+                      mean_lw * nan, median, kept)
 
 
 def _small_task(g: np.ndarray) -> int:
