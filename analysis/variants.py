@@ -23,7 +23,6 @@ the unsaturated ``0.001``), with nothing but its law:
 from __future__ import annotations
 
 import argparse
-import csv
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -131,10 +130,9 @@ class Plant:
 
 def load_plants(path: Path) -> list[Plant]:
     """The identified models of ``plants.csv`` (rows with a model); ``[]`` without the file."""
-    if not Path(path).is_file():
-        return []
-    with open(path, newline="") as handle:
-        rows = [r for r in csv.DictReader(handle) if r.get("numerator")]
+    from .closed_loop import load_identified_plants
+
+    rows = load_identified_plants(Path(path))
     return [Plant(r["subset"], float(r["lam0"]), np.array(r["numerator"].split(), float),
                   np.array(r["denominator"].split(), float), float(r["ratio_median"]))
             for r in rows]
@@ -346,8 +344,10 @@ def _share(value: float) -> str:
 
 def _summary(lam: np.ndarray, ratio: np.ndarray, floor: float, skip: int = 100) -> dict:
     """Post-warmup loop quantities of one run: task 1 is RUL, ``ratio = g_RUL/g_health``."""
+    from .identify import _weighted_share
+
     lam, ratio = lam[skip:], ratio[skip:]
-    health = (1 - lam) / (lam * ratio + (1 - lam))  # the health task's weighted share
+    health = 1 - _weighted_share(lam, ratio)  # the health task's weighted share
     return {"floor_fraction": float(np.mean(np.minimum(lam, 1 - lam) < floor * (1 - 1e-9))),
             "share": float(np.median(health)), "log_lambda_std": float(np.std(np.log(lam)))}
 

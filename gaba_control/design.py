@@ -185,9 +185,9 @@ def simulate_settings(norms, settings: Settings, *, plant=None, applied=None,
             raise ValueError("the plant correction needs K = 2 (the identified plant's tasks)")
         if applied is None:
             raise ValueError("plant= needs applied=, the recorded run's weight of task 1")
-        num, den = (np.asarray(p, float) for p in plant)
-        if num.size == 0 or num[0] != 0:
-            raise ValueError("the plant needs at least one step of delay (numerator[0] == 0)")
+        from gaba_control.plant.loop import plant_coefficients
+
+        num, den = plant_coefficients(plant)
         applied = np.asarray(applied, float).reshape(-1)
         if applied.shape != (steps,):
             raise ValueError(f"applied must have shape ({steps},), got {applied.shape}")
@@ -205,9 +205,7 @@ def simulate_settings(norms, settings: Settings, *, plant=None, applied=None,
     kept = np.empty((steps, n, k)) if keep else None
     shares_kept = np.empty((steps, n)) if keep else None
     if plant is not None:
-        size = max(num.size, den.size)
-        num = np.concatenate([num, np.zeros(size - num.size)]) / den[0]
-        den = np.concatenate([den, np.zeros(size - den.size)]) / den[0]
+        size = num.size
         u_past = np.zeros((size - 1, n))
         p_past = np.zeros((size - 1, n))
         log_applied = np.log(applied)

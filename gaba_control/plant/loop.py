@@ -56,6 +56,7 @@ __all__ = [
     "floor_describing_function",
     "loop_analysis",
     "operating_point",
+    "plant_coefficients",
     "simulate_closed_loop",
     "simulate_law_closed_loop",
 ]
@@ -237,6 +238,25 @@ def floor_describing_function(ema0: float, amplitudes, lambda_min: float = 0.05,
     return 2 * np.mean(out * np.sin(theta), axis=-1) / a
 
 
+def plant_coefficients(plant) -> tuple[np.ndarray, np.ndarray]:
+    """``(numerator, denominator)`` of ``plant`` in powers of ``q⁻¹``, of equal length, ``a₀ = 1``.
+
+    ``plant`` is a :class:`~gaba_control.plant.parametric.PlantModel` or a
+    ``(numerator, denominator)`` pair; ``ValueError`` unless it has at least one
+    step of delay (the loops it closes have no algebraic path).
+    """
+    if hasattr(plant, "numerator"):
+        num, den = np.asarray(plant.numerator, float), np.asarray(plant.a, float)
+    else:
+        num, den = np.asarray(plant[0], float), np.asarray(plant[1], float)
+    if num.size == 0 or num[0] != 0:
+        raise ValueError("the plant needs at least one step of delay (numerator[0] == 0)")
+    size = max(num.size, den.size)
+    num = np.concatenate([num, np.zeros(size - num.size)]) / den[0]
+    den = np.concatenate([den, np.zeros(size - den.size)]) / den[0]
+    return num, den
+
+
 def simulate_closed_loop(plant, disturbance, *, lambda0: float, beta: float = 0.99,
                          warmup: int = 100, lambda_min: float = 0.05, controller=None):
     """The nonlinear GABA loop against ``y_t = d_t + (P u)_t``; returns ``(weights, y)``.
@@ -263,12 +283,7 @@ def simulate_closed_loop(plant, disturbance, *, lambda0: float, beta: float = 0.
     """
     from gaba_control.controller import GABAController
 
-    if hasattr(plant, "numerator"):
-        num, den = np.asarray(plant.numerator, float), np.asarray(plant.a, float)
-    else:
-        num, den = np.asarray(plant[0], float), np.asarray(plant[1], float)
-    if num.size == 0 or num[0] != 0:
-        raise ValueError("the plant needs at least one step of delay (numerator[0] == 0)")
+    num, den = plant_coefficients(plant)
     if not (isinstance(lambda0, (int, float)) and 0 < lambda0 < 1):
         raise ValueError(f"lambda0 must lie in (0, 1), got {lambda0!r}")
     if controller is None:
@@ -277,9 +292,7 @@ def simulate_closed_loop(plant, disturbance, *, lambda0: float, beta: float = 0.
         def controller(g):
             return gaba.step(g).weights
     d = np.asarray(disturbance, dtype=float).reshape(-1)
-    size = max(num.size, den.size)
-    num = np.concatenate([num, np.zeros(size - num.size)]) / den[0]
-    den = np.concatenate([den, np.zeros(size - den.size)]) / den[0]
+    size = num.size
     u_past = np.zeros(size - 1)  # u_{t-1}, u_{t-2}, …
     p_past = np.zeros(size - 1)  # (P u)_{t-1}, …
     weights = np.empty((d.size, 2))
@@ -315,21 +328,14 @@ def simulate_law_closed_loop(law, plant, disturbance, *, lambda0: float):
     """
     from gaba_control.weighting import LawSimulator
 
-    if hasattr(plant, "numerator"):
-        num, den = np.asarray(plant.numerator, float), np.asarray(plant.a, float)
-    else:
-        num, den = np.asarray(plant[0], float), np.asarray(plant[1], float)
-    if num.size == 0 or num[0] != 0:
-        raise ValueError("the plant needs at least one step of delay (numerator[0] == 0)")
+    num, den = plant_coefficients(plant)
     if not (isinstance(lambda0, (int, float)) and 0 < lambda0 < 1):
         raise ValueError(f"lambda0 must lie in (0, 1), got {lambda0!r}")
     if law.num_tasks != 2:
         raise ValueError(f"the identified plant has two tasks, the law {law.num_tasks}")
     d = np.atleast_2d(np.asarray(disturbance, dtype=float))
     runs, steps = d.shape
-    size = max(num.size, den.size)
-    num = np.concatenate([num, np.zeros(size - num.size)]) / den[0]
-    den = np.concatenate([den, np.zeros(size - den.size)]) / den[0]
+    size = num.size
     u_past = np.zeros((size - 1, runs))
     p_past = np.zeros((size - 1, runs))
     sim = LawSimulator(law, (runs, 2))

@@ -50,6 +50,8 @@ class IntegralLaw(LoopLaw):
         self.gain = check_real(gain, "gain", low=0.0, high=1.0 + 1e-15, low_open=True,
                                flag="--integral-gain")
 
+    log_state = True
+
     def initial_state(self, like) -> dict:
         return {"ema": full(like, (self.num_tasks,), 0.0), "step": full(like, (), 0.0)}
 
@@ -67,11 +69,6 @@ class IntegralLaw(LoopLaw):
     def unsaturated(self, state):
         return softmax(state["ema"])
 
-    def check_state(self, state) -> None:
-        if "ema" in state:
-            state = dict(state)
-            state["ema"] = abs(state["ema"])
-        super().check_state(state)
 
 
 @register

@@ -36,6 +36,8 @@ RAW_FLOOR = 1e-12
 class LogEMALaw(LoopLaw):
     """GABA whose EMA runs on ``log λ_raw``."""
 
+    log_state = True
+
     def initial_state(self, like) -> dict:
         return {"ema": full(like, (self.num_tasks,), 0.0), "step": full(like, (), 0.0)}
 
@@ -48,11 +50,6 @@ class LogEMALaw(LoopLaw):
     def unsaturated(self, state):
         return softmax(state["ema"])
 
-    def check_state(self, state) -> None:
-        if "ema" in state:  # a log-domain state may be negative
-            state = dict(state)
-            state["ema"] = abs(state["ema"])
-        super().check_state(state)
 
 
 @register

@@ -58,6 +58,8 @@ class LoopLaw(Law):
 
     measures = "norms"
     hyperparameters: ClassVar[tuple[str, ...]] = ("beta", "warmup", "floor")
+    #: the filter state is a log-domain vector (any sign), not weights (≥ 0)
+    log_state: ClassVar[bool] = False
 
     def check(self, beta=0.99, warmup=100, floor=0.05, **extra) -> None:
         self.beta = check_beta(beta)
@@ -117,7 +119,7 @@ class LoopLaw(Law):
         super().check_state(state)
         if "step" in state and (state["step"] < 0 or state["step"] != np.floor(state["step"])):
             raise ValueError(f"state['law_step'] must be a count >= 0, got {state['step']}")
-        if "ema" in state and np.any(state["ema"] < 0):
+        if "ema" in state and not self.log_state and np.any(state["ema"] < 0):
             raise ValueError(f"state['law_ema'] must be >= 0, got {state['ema'].tolist()}")
 
 
