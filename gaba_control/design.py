@@ -178,8 +178,6 @@ def simulate_settings(norms, settings: Settings, *, plant=None, applied=None,
         raise ValueError(f"floor must lie in [0, 1/K) = [0, {1 / k:g})")
     if plant is None and not keep:
         return _replay(g, settings)
-    if plant is _NO_PLANT:
-        plant = None
     if plant is not None:
         if k != 2:
             raise ValueError("the plant correction needs K = 2 (the identified plant's tasks)")
@@ -409,10 +407,6 @@ def _metrics(out: dict, idx, w: np.ndarray, g: np.ndarray, floors, tasks) -> Non
     out["logw_mean"][idx] = mean_lw * nan
 
 
-#: stands for "no plant" in the stepwise path (replay of the clamped filters)
-_NO_PLANT = object()
-
-
 def _inverse(g):
     from gaba_control.weighting import inverse_norm_weights
 
@@ -420,11 +414,6 @@ def _inverse(g):
 
 
 def _softmax(x):
-    e = np.exp(x - x.max(axis=-1, keepdims=True))
-    return e / e.sum(axis=-1, keepdims=True)
+    from gaba_control.weighting._law import softmax  # the laws' own (torch is loaded lazily)
 
-
-def plant_filter(numerator, denominator, u) -> np.ndarray:
-    """``P * u`` from rest (powers of ``q⁻¹``)."""
-    return lfilter(np.asarray(numerator, float), np.asarray(denominator, float),
-                   np.asarray(u, float))
+    return softmax(x)
