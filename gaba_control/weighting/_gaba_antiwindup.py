@@ -44,8 +44,8 @@ def recovery_steps(beta: float, lambda_min: float, wound: float, raw: float) -> 
 
     Examples
     --------
-    >>> recovery_steps(0.99, 0.05, 0.002, 0.2)
-    33
+    >>> recovery_steps(0.99, 0.05, 0.002, 0.2)  # ⌈ln(0.15/0.198)/ln 0.99⌉ = ⌈27.6⌉
+    28
     """
     if not raw > lambda_min > wound:
         raise ValueError(f"need wound < lambda_min < raw, got {wound}, {lambda_min}, {raw}")
