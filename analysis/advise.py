@@ -96,6 +96,8 @@ class Advice:
     trace_label: str
     num_tasks: int
     plant: str
+    #: the lowest-ranked setting other than the recommended and the published one
+    lowest: dict | None = None
 
     def table(self, rows=None, limit: int = 12) -> str:
         rows = self.rows[:limit] if rows is None else rows
@@ -253,10 +255,19 @@ def advise(trace, *, noise_max: float = 0.5, cost_max: float = 1.3, shortlist: i
         r["rank"] = rank
     reference = rows[-1] if paper is not None else ranked[-1]
     recommended = ranked[0]
+    taken = {_setting(recommended), _setting(reference)}
+    lowest = next((r for r in reversed(ranked) if _setting(r) not in taken), None)
+    if lowest is not None and plant_label != "none (replay only)" and (
+            lowest["share_plant"] is None):  # plant-checked too (not re-ranked): it is validated
+        _plant_check(ranked, [ranked.index(lowest)], trace, norms, results)
     return Advice(ranked, recommended, reference, _reasons(recommended, reference, k,
                                                             noise_max, cost_max),
                   f"{trace.subset} {trace.method} seed {trace.seed} ({norms.shape[0]} steps)",
-                  k, plant_label)
+                  k, plant_label, lowest)
+
+
+def _setting(row: dict) -> tuple:
+    return tuple(row[f] for f in ("variant", "beta", "floor", "warmup", "refresh"))
 
 
 def _key(row: dict, share_field: str, k: int):
@@ -344,6 +355,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument("--shortlist", type=int, default=20,
                         help="best replay candidates checked against the plant (default 20)")
     parser.add_argument("--no-plant", action="store_true", help="replay only")
+    from .compare import add_engine_arguments
+
+    group = parser.add_argument_group(
+        "validation", "train the recommended setting, the published one and the lowest-ranked "
+        "on the trace's subset and measure what was predicted (analysis/advise_validation.py); "
+        "written to OUT/validation/")
+    group.add_argument("--validate", action="store_true", help="train and compare")
+    group.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2, 3, 4],
+                       help="seeds of the validation runs (default 0 1 2 3 4)")
+    group.add_argument("--quick", action="store_true",
+                       help="smoke configuration (2 epochs of 30 batches)")
+    group.add_argument("--epochs", type=int, default=None, help="epochs per run")
+    group.add_argument("--max-batches", type=int, default=None)
+    group.add_argument("--data-dir", default=None, help="C-MAPSS directory")
+    group.add_argument("--cached-only", action="store_true",
+                       help="train nothing: tabulate the validation runs already in the cache")
+    group.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_engine_arguments(group)
     return parser
 
 
@@ -359,10 +388,22 @@ def run_from_args(args: argparse.Namespace) -> int:
                         variant=args.variants, beta=args.betas, floor=args.floors,
                         warmup=args.warmups, refresh=args.refresh)
         advice.write(args.out)
+        validation = None
+        if args.validate:
+            from .advise_validation import validate_advice
+
+            validation = validate_advice(
+                advice, seeds=args.seeds, cache=args.cache, jobs=args.jobs,
+                threads=args.threads, backend=args.backend, progress=not args.no_progress,
+                cached_only=args.cached_only, quick=args.quick, epochs=args.epochs,
+                max_batches=args.max_batches, data_dir=args.data_dir)
+            validation.write(args.out / "validation")
     except (ValueError, TypeError, OSError) as error:
         print(f"gaba-control advise: {error}", file=sys.stderr)
         return 2
     print(advice.markdown())
+    if validation is not None:
+        print(validation.markdown())
     return 0
 
 

@@ -45,7 +45,8 @@ from scipy.signal import lfilter
 
 from gaba_control import formulas
 
-__all__ = ["VARIANT_BLOCKS", "GridResult", "Settings", "simulate_settings"]
+__all__ = ["VARIANT_BLOCKS", "GridResult", "Settings", "simulate_settings",
+           "trace_loop_quantities"]
 
 #: method → (inverse law, log domain, clamp)
 VARIANT_BLOCKS = {
@@ -266,6 +267,53 @@ def simulate_settings(norms, settings: Settings, *, plant=None, applied=None,
     return GridResult(settings, small, large, acc["floor"] / count * nan,
                       acc["share"] / count * nan, acc["log_share"] / count * nan, std * nan,
                       mean_lw * nan, median, kept)
+
+
+def trace_loop_quantities(norms, weights, *, floor: float, warmup: int) -> dict:
+    """What :func:`simulate_settings` predicts, measured on a run: ``norms`` and the applied
+    ``weights`` ``(T, K)`` of its steps.
+
+    The same definitions as :class:`GridResult` over the steps ``t > warmup`` whose
+    norms were measured (a run with ``refresh_every > 1`` reads them on its refresh
+    steps only; its other rows are NaN and left out): ``share`` the geometric mean of
+    the smallest-norm task's weighted share, ``share_mean`` its mean,
+    ``floor_fraction`` the fraction of those steps with a weight (as a share of the
+    total) below ``floor``, ``noise`` the std of ``log λ`` of the largest-norm task
+    and ``steps`` their number. The weights are normalised to sum 1 first (methods
+    whose weights sum to ``K`` compare).
+
+    Examples
+    --------
+    >>> g = np.tile([600.0, 1.0], (400, 1))
+    >>> w = np.tile([0.05, 0.95], (400, 1))
+    >>> q = trace_loop_quantities(g, w, floor=0.05, warmup=100)
+    >>> round(q["share"], 4), q["floor_fraction"], q["steps"]
+    (0.0307, 0.0, 300)
+    >>> trace_loop_quantities(g, w, floor=0.05, warmup=400)["steps"]  # nothing after W
+    0
+    """
+    g = _check_norms(norms)
+    w = np.asarray(weights, dtype=np.float64)
+    if w.shape != g.shape:
+        raise ValueError(f"weights must have the norms' shape {g.shape}, got {w.shape}")
+    if not (isinstance(warmup, (int, np.integer)) and 0 <= warmup):
+        raise ValueError(f"warmup must be an int >= 0, got {warmup!r}")
+    if not (math.isfinite(floor) and 0 <= floor < 1.0 / g.shape[1]):
+        raise ValueError(f"floor must lie in [0, 1/K) = [0, {1 / g.shape[1]:g}), got {floor!r}")
+    with np.errstate(invalid="ignore", divide="ignore"):
+        w = w / w.sum(axis=1, keepdims=True)
+    if not np.any(np.all(np.isfinite(g[warmup:]), axis=1)):  # nothing read after the warmup
+        return {"share": math.nan, "share_mean": math.nan, "floor_fraction": math.nan,
+                "noise": math.nan, "small": None, "large": None, "steps": 0}
+    out = {name: np.full(1, np.nan) for name in ("floor", "share", "log_share", "logw_std",
+                                                 "logw_mean")}
+    tasks = (_small_task(g[warmup:]), _large_task(g[warmup:]))
+    _metrics(out, np.array([0]), w[None, warmup:], g[warmup:], np.array([floor]), tasks)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        steps = int(np.isfinite(formulas.weighted_shares(w[warmup:], g[warmup:])[:, 0]).sum())
+    return {"share": float(np.exp(out["log_share"][0])), "share_mean": float(out["share"][0]),
+            "floor_fraction": float(out["floor"][0]), "noise": float(out["logw_std"][0]),
+            "small": tasks[0], "large": tasks[1], "steps": steps}
 
 
 def _small_task(g: np.ndarray) -> int:

@@ -270,3 +270,58 @@ def test_loaded_antiwindup_state_below_its_floor_is_refused():
     state["law_ema"] = torch.tensor([0.01, 0.99], dtype=torch.float64)
     with pytest.raises(ValueError, match="law_ema"):
         LawLoss(AntiWindupLaw(2, warmup=0, floor=0.05), warmup=0).load_state_dict(state)
+
+
+# -- refresh every N steps (the design assistant's N) -------------------------------------------
+
+@pytest.mark.parametrize("refresh", [1, 3, 7])
+@pytest.mark.parametrize("name", ("gaba", *VARIANTS[:4]))
+def test_refreshing_variant_module_is_the_design_engines_loop(name, refresh):
+    """The torch module with ``--refresh-every N`` gives the weights
+    :func:`gaba_control.design.simulate_settings` predicts (β^N per refresh, held between),
+    to rounding: the assistant's N is the N a run trains with."""
+    from gaba_control.design import Settings, simulate_settings
+
+    g = np.exp(np.random.default_rng(refresh).normal(size=(240, 2))) * [50.0, 1.0]
+    controller = {"num_tasks": 2, "beta": 0.9, "warmup": 20, "lambda_min": 0.01}
+    module = get_method(name)(controller, refresh_every=refresh).module(240)
+    step = module.update_from_norms if name == "gaba" else (
+        lambda row: module.update_from_measurement(row, [1.0, 1.0]))
+    got = np.array([step(row).double().numpy() for row in g])
+    want = simulate_settings(g, Settings.grid(variant=(name,), beta=(0.9,), floor=(0.01,),
+                                              warmup=(20,), refresh=(refresh,)), keep=True)
+    np.testing.assert_allclose(got, want.weights[:, 0], rtol=0, atol=1e-12)
+
+
+def test_refreshing_variant_trains_measuring_on_the_refresh_steps_only():
+    """Through real autograd: held steps read nothing (NaN norms, one backward) and apply
+    the last refresh's weights; the refresh steps' weights are the replay of their norms."""
+    torch.manual_seed(0)
+    net = torch.nn.Linear(3, 2)
+    module = get_method("gaba_log_ema")({"num_tasks": 2, "beta": 0.9, "warmup": 4,
+                                          "lambda_min": 0.01}, refresh_every=3).module(20)
+    twin = get_method("gaba_log_ema")({"num_tasks": 2, "beta": 0.9, "warmup": 4,
+                                        "lambda_min": 0.01}, refresh_every=3).module(20)
+    x = torch.randn(16, 3)
+    for t in range(1, 21):
+        out = net(x)
+        losses = [(out[:, 0] ** 2).mean() * 100, (out[:, 1] - 1).pow(2).mean()]
+        module(losses, list(net.parameters()), list(net.parameters())).backward()
+        net.zero_grad()
+        rec = module.last_step
+        assert bool(rec.measured) == module.reads_sensor(t) == (t > 4 and (t - 5) % 3 == 0)
+        assert bool(torch.isnan(rec.norms).all()) != bool(rec.measured)
+        expected = twin.update_from_measurement(rec.norms, [1.0, 1.0])
+        torch.testing.assert_close(rec.applied_weights.double(), expected.double())
+
+
+def test_refresh_is_refused_where_nothing_is_measured_or_the_law_cannot_hold():
+    with pytest.raises(ValueError, match="--refresh-every"):
+        get_method("gaba_log_ema")(CONTROLLER, refresh_every=5, open_loop_ratio=600.0)
+    with pytest.raises(ValueError, match="refresh_every"):
+        get_method("gaba_inverse")(CONTROLLER, refresh_every=0)
+    from gaba_control.weighting import get_method as method
+
+    dwa = method("dwa")(CONTROLLER).law(steps_per_epoch=10)
+    with pytest.raises(ValueError, match="refresh_every must be 1"):
+        LawLoss(dwa, refresh_every=2)

@@ -10,7 +10,12 @@ from gaba_control.nn import GABALoss
 
 from ._base import Option, WeightingMethod, register
 
-__all__ = ["GABA"]
+__all__ = ["GABA", "REFRESH_EVERY"]
+
+#: ``--refresh-every N``: GABA and its loop variants measure every ``N`` steps
+REFRESH_EVERY = Option("refresh_every", "gaba and the loop variants: measure the norms every N "
+                       "steps and hold the weights between measurements (default 1: every "
+                       "step)", type=int)
 
 
 @register
@@ -30,8 +35,7 @@ class GABA(WeightingMethod):
             "reference": "1/K (equal shares)", "comparator": "e = 1/K − s",
             "law": "proportional: λ = 1/K + e/(K−1), then EMA (β) and floor (λ_min)",
             "state": "the EMA (K numbers), the warmup count"}
-    options = (Option("refresh_every", "gaba: measure the norms every N steps and hold λ* "
-                      "between measurements (default 1: every step)", type=int),)
+    options = (REFRESH_EVERY,)
 
     def check(self) -> None:
         every = self.settings["refresh_every"]

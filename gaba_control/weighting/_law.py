@@ -128,6 +128,9 @@ class Law:
     positive_losses: ClassVar[bool] = False
     #: hyperparameter names, in the order of :meth:`config`
     hyperparameters: ClassVar[tuple[str, ...]] = ()
+    #: whether :class:`LawLoss` may run it with ``refresh_every > 1`` (one law step per
+    #: refresh, :meth:`hold` on the steps between: the law's own pole is per refresh)
+    refreshes: ClassVar[bool] = False
 
     def __init__(self, num_tasks: int, **hyper):
         self.num_tasks = check_num_tasks(num_tasks)
@@ -318,13 +321,19 @@ class LawLoss(GABALoss):
     law : Law
     **gaba_kwargs
         Passed to :class:`GABALoss` (``beta``, ``warmup``, ``lambda_min``,
-        ``nonfinite``); the sensor is exact, every step, no accumulation.
+        ``nonfinite``, ``refresh_every``); the sensor is exact, no accumulation.
+        ``refresh_every = N > 1`` needs a law with :attr:`Law.refreshes` (the
+        GABA-family loop laws): the law steps on GABA's refresh steps only and
+        holds (:meth:`Law.hold`) with its last weights in between.
     """
 
     def __init__(self, law: Law, **gaba_kwargs):
         if not isinstance(law, Law):
             raise TypeError(f"law must be a Law, got {type(law).__name__}")
-        for name, needed in (("sensor", "exact"), ("refresh_every", 1), ("accumulation_steps", 1)):
+        if not law.refreshes and gaba_kwargs.get("refresh_every", 1) != 1:
+            raise ValueError(f"{type(law).__name__} steps every step: refresh_every must be 1, "
+                             f"got {gaba_kwargs['refresh_every']!r}")
+        for name, needed in (("sensor", "exact"), ("accumulation_steps", 1)):
             if gaba_kwargs.get(name, needed) != needed:
                 raise ValueError(f"a law's module needs {name}={needed!r}, got "
                                  f"{gaba_kwargs[name]!r}")
@@ -365,10 +374,13 @@ class LawLoss(GABALoss):
         self._advance(norms, losses)
         values = self._loss_values(losses).to(device=self.ema.device, dtype=torch.float64)
         gramian, self._gramian = self._gramian, None
-        m = Measurement(norms.to(torch.float64), values,
-                        None if gramian is None else gramian.to(torch.float64))
         state = self.law_state()
-        stepped = self.law.step(state, m) if self.law.valid(m) else None
+        if not bool(self.last_step.measured):  # between refreshes: nothing read, the law holds
+            stepped, m = None, None
+        else:
+            m = Measurement(norms.to(torch.float64), values,
+                            None if gramian is None else gramian.to(torch.float64))
+            stepped = self.law.step(state, m) if self.law.valid(m) else None
         if stepped is not None and bool(_finite_rows(*stepped)):
             weights, state = stepped
             self.law_applied.copy_(weights)  # first: weights may alias a state buffer

@@ -22,7 +22,12 @@ GABA's gate does, so the warmup ends on the same step either way.
 Every variant method takes ``--floor-fraction ρ``: the floor becomes ``ρ/K``
 (a floor relative to the equal share), otherwise it is the controller's
 ``λ_min``; and ``--open-loop-ratio R``: the same pipeline fed the constant
-reading ``g = (R, 1, …, 1)``, i.e. the variant's own open-loop schedule.
+reading ``g = (R, 1, …, 1)``, i.e. the variant's own open-loop schedule; and
+``--refresh-every N`` as GABA: the norms are measured on the refresh steps
+``t > W``, ``(t − W − 1) mod N = 0`` only, the weights held in between, and the
+law's pole per refresh is ``β^N`` (``gaba_integral``'s default gain
+``1 − β^N``), as in :mod:`gaba_control.lti.decimated` and
+:mod:`gaba_control.design`.
 """
 
 from __future__ import annotations
@@ -33,11 +38,12 @@ from typing import Any, ClassVar
 import numpy as np
 
 from gaba_control import formulas
-from gaba_control._validation import check_beta, check_warmup
-from gaba_control.formulas import array_namespace
+from gaba_control._validation import check_beta, check_positive_int, check_warmup
+from gaba_control.formulas import array_namespace, decimated_beta
 
 from ._base import Option, WeightingMethod
-from ._law import Law, LawMethod, Measurement, check_real, column, full, law_weights
+from ._gaba import REFRESH_EVERY
+from ._law import Law, LawLoss, LawMethod, Measurement, check_real, column, full, law_weights
 
 __all__ = ["FLOOR_FRACTION", "OPEN_LOOP_RATIO", "LoopLaw", "LoopVariant"]
 
@@ -57,6 +63,8 @@ class LoopLaw(Law):
     """
 
     measures = "norms"
+    #: the module may measure every N steps (:class:`~gaba_control.weighting.LawLoss`)
+    refreshes = True
     hyperparameters: ClassVar[tuple[str, ...]] = ("beta", "warmup", "floor")
     #: the filter state is a log-domain vector (any sign), not weights (≥ 0)
     log_state: ClassVar[bool] = False
@@ -147,7 +155,7 @@ class LoopVariant(LawMethod, WeightingMethod):
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
-        cls.options = (*cls.variant_options, FLOOR_FRACTION, OPEN_LOOP_RATIO)
+        cls.options = (*cls.variant_options, FLOOR_FRACTION, OPEN_LOOP_RATIO, REFRESH_EVERY)
 
     @property
     def closed_loop(self) -> bool:  # type: ignore[override]
@@ -166,13 +174,23 @@ class LoopVariant(LawMethod, WeightingMethod):
         rho = check_real(rho, "floor_fraction", low=0.0, high=1.0, flag="--floor-fraction")
         return rho / self.num_tasks
 
+    @property
+    def refresh_every(self) -> int:
+        every = self.settings.get("refresh_every")
+        return 1 if every is None else check_positive_int(every, "refresh_every")
+
     def law(self, steps_per_epoch: int | None = None) -> LoopLaw:
         c = self.controller
-        return self.law_class(self.num_tasks, beta=c["beta"], warmup=c["warmup"],
+        # one law step per refresh: the pole per refresh is β^N (β itself for N = 1)
+        beta = decimated_beta(c["beta"], self.refresh_every)
+        return self.law_class(self.num_tasks, beta=beta, warmup=c["warmup"],
                               floor=self.floor(), **self.law_kwargs())
 
     def check(self) -> None:
         super().check()
+        if self.refresh_every > 1 and not self.closed_loop:
+            raise ValueError("--refresh-every applies to the closed loop; an open-loop "
+                             "schedule (--open-loop-ratio) measures nothing")
         ratio = self.settings.get("open_loop_ratio")
         if ratio is not None and not (isinstance(ratio, (int, float)) and not isinstance(
                 ratio, bool) and math.isfinite(ratio) and ratio > 0):
@@ -188,12 +206,15 @@ class LoopVariant(LawMethod, WeightingMethod):
 
     def module(self, num_steps: int, *, steps_per_epoch: int | None = None):
         if self.closed_loop:
-            return super().module(num_steps, steps_per_epoch=steps_per_epoch)
+            kwargs = {k: self.controller[k] for k in ("beta", "warmup", "lambda_min")}
+            return LawLoss(self.law(steps_per_epoch=steps_per_epoch),
+                           refresh_every=self.refresh_every, **kwargs)
         return WeightingMethod.module(self, num_steps, steps_per_epoch=steps_per_epoch)
 
     def summary(self, source=None) -> dict:
         out = super().summary(source)
         out["open_loop_ratio"] = self.settings.get("open_loop_ratio")
+        out["refresh_every"] = self.refresh_every
         if source is not None:
             out["final_weights"] = source.table[-1].tolist()
         return out
