@@ -170,13 +170,16 @@ def run_design(points, *, cache: Path = DEFAULT_CACHE, jobs: int = 1, backend: s
     """Train (or reuse) every run of ``points``; return ``[(point, job)]``."""
     from gaba_control.cmapss.data import default_data_dir
 
-    from .compare import _base_config, run_jobs
+    from .compare import _base_config, check_job, check_jobs, run_jobs
 
+    jobs = check_jobs(jobs)  # as compare: a refusal naming it, not an engine's overflow
     train_kwargs["data_dir"] = str(default_data_dir(train_kwargs.get("data_dir")))
     if threads is None and jobs > 1:
         threads = 1
     base = _base_config(quick=quick, epochs=epochs, threads=threads, **train_kwargs)
     planned = design_jobs(points, cache=Path(cache), base=base)
+    for job in planned:  # every run valid before any trains
+        check_job(job)
     run_jobs(planned, n_jobs=jobs, backend=backend, progress=progress)
     return list(zip(points, planned, strict=True))
 
@@ -724,6 +727,8 @@ class IdentificationResponse:
 
         written = []
         subsets = sorted({p.subset for p in self.plants})
+        if not subsets:  # nothing identified (e.g. runs too short): the tables say so
+            return written
         fig, axes = new_figure(3, len(subsets), width=4.2 * len(subsets), height=7.5,
                                sharex=True, squeeze=False)
         for j, subset in enumerate(subsets):
@@ -1296,4 +1301,7 @@ def run_from_args(args: argparse.Namespace) -> int:
         print(f"gaba-control identify: {error}", file=sys.stderr)
         return 2
     print(response.markdown())
+    if not response.plants:
+        print("gaba-control identify: no plant could be identified from these runs (too short "
+              "or too few excitation runs); tables written, no figures", file=sys.stderr)
     return 0

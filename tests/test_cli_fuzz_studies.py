@@ -1,4 +1,5 @@
-"""Fuzzing ``gaba-control compare``, ``sweep`` and ``report``'s arguments.
+"""Fuzzing ``gaba-control compare``, ``sweep``, ``identify``, ``advise`` and ``report``'s
+arguments.
 
 Property: any mix of hostile values for their numeric flags either stops at parsing
 (exit 2), or is refused with exit 2 and a one-line message naming a flag or setting, or is
@@ -30,7 +31,14 @@ SWEEP_FLAGS = ["--jobs", "--threads", "--epochs", "--max-batches", "--margin", "
 # words a refusal names: the flag or its setting
 NAMES = {"jobs", "threads", "epochs", "lr", "max_batches", "max-batches", "beta", "warmup",
          "lambda_min", "lambda-min", "seeds", "margin", "refresh_every", "refresh-every",
-         "n_jobs", "seed"}
+         "n_jobs", "seed", "amplitude", "clock", "period", "harmonics", "operating",
+         "windows", "floor", "noise-max", "cost-max", "shortlist", "betas", "warmups",
+         "refresh"}
+IDENTIFY_FLAGS = ["--jobs", "--threads", "--epochs", "--max-batches", "--seeds",
+                  "--operating-points", "--amplitude", "--clock", "--period", "--harmonics",
+                  "--windows"]
+ADVISE_FLAGS = ["--betas", "--floors", "--warmups", "--refresh", "--noise-max", "--cost-max",
+                "--shortlist"]
 FUZZ = settings(deadline=None, max_examples=int(os.environ.get("GABA_FUZZ_EXAMPLES", "30")),
                 suppress_health_check=[HealthCheck.function_scoped_fixture,
                                        HealthCheck.too_slow])
@@ -111,3 +119,63 @@ def test_hostile_report_arguments_fail_cleanly(tmp_path_factory, capsys, flags):
     err = capsys.readouterr().err
     assert status == 2 and "Traceback" not in err, (argv, status, err)
     assert not [p for p in root.rglob("*") if p.is_file()], (argv, list(root.rglob("*")))
+
+
+@FUZZ
+@given(flags=st.lists(st.tuples(st.sampled_from(IDENTIFY_FLAGS), st.sampled_from(HOSTILE)),
+                      max_size=2, unique_by=lambda t: t[0]))
+def test_hostile_identify_arguments(tmp_path_factory, capsys, cmapss_dir, flags):
+    """Refused with a message naming a flag, or trained and analysed (tables written, exit 0:
+    runs too short to identify a plant are reported, not a crash); nothing outside out/cache."""
+    base = ["--subsets", "FD001", "--quick", "--data-dir", str(cmapss_dir), "--no-multisine",
+            "--no-closed-loop", "--no-amplitude-test"]
+    defaults = {"--seeds": "0", "--epochs": "1", "--max-batches": "2", "--threads": "1",
+                "--operating-points": "0.05"}
+    given_flags = {f for f, _ in flags}
+    flags = flags + [(f, v) for f, v in defaults.items() if f not in given_flags]
+    root = tmp_path_factory.mktemp("fuzz")
+    argv = ["identify", *base, "--out", "out", "--cache", "cache", "--no-progress"]
+    for flag, value in flags:
+        argv += [flag, value]
+    status = _main_in(root, argv)
+    err = capsys.readouterr().err
+    assert status in (0, 2), (argv, status, err)
+    assert "Traceback" not in err, err
+    if status == 2:
+        last = err.strip().splitlines()[-1] if err.strip() else ""
+        assert any(name in last for name in NAMES) or "usage:" in err or "invalid" in err, (
+            argv, err)
+    else:
+        assert (root / "out" / "summary.md").is_file()
+    assert {p.name for p in root.iterdir()} <= {"out", "cache"}, (argv, list(root.iterdir()))
+
+
+TRACE = Path(__file__).resolve().parents[1] / "results" / "traces" / "FD001-gaba-seed0.npz"
+
+
+@FUZZ
+@given(flags=st.lists(st.tuples(st.sampled_from(ADVISE_FLAGS), st.sampled_from(HOSTILE)),
+                      min_size=1, max_size=3, unique_by=lambda t: t[0]))
+def test_hostile_advise_arguments(tmp_path_factory, capsys, flags):
+    """Refused with a message naming a flag, or advice written to out/ only (exit 0)."""
+    if not TRACE.is_file():
+        pytest.skip("no committed FD001 trace")
+    small = {"--betas": "0.99", "--floors": "0.05", "--warmups": "100", "--refresh": "1"}
+    given_flags = {f for f, _ in flags}
+    flags = flags + [(f, v) for f, v in small.items() if f not in given_flags]
+    root = tmp_path_factory.mktemp("fuzz")
+    argv = ["advise", "--trace", str(TRACE), "--out", "out", "--no-plant",
+            "--variants", "gaba", "gaba_log_ema"]
+    for flag, value in flags:
+        argv += [flag, value]
+    status = _main_in(root, argv)
+    err = capsys.readouterr().err
+    assert status in (0, 2), (argv, status, err)
+    assert "Traceback" not in err, err
+    if status == 2:
+        last = err.strip().splitlines()[-1] if err.strip() else ""
+        assert any(name in last for name in NAMES) or "usage:" in err or "invalid" in err, (
+            argv, err)
+    else:
+        assert (root / "out" / "advise.md").is_file()
+    assert {p.name for p in root.iterdir()} <= {"out"}, (argv, list(root.iterdir()))
