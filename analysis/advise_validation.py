@@ -222,40 +222,62 @@ class AdviceValidation:
         return "\n".join(lines) + "\n"
 
     def plot(self, fig=None):
-        """Per quantity: each setting's predictions (replay ○, plant ×) against the
-        measured runs (dots: seeds; bar: mean with its 95 % interval)."""
+        """Top: per quantity, each setting's predictions (replay ○, plant ×) and the measured
+        runs (dots: seeds; square: mean with its 95 % interval). Bottom: the prediction
+        relative to the measured mean (share: ratio; the others: difference), the
+        bar the measured interval on the same scale, so a prediction inside it holds."""
         if fig is None:
-            fig, axes = new_figure(1, 3, width=9.0, height=3.2)
+            fig, axes = new_figure(2, 3, width=9.0, height=5.4, sharex=True)
         else:
-            axes = fig.subplots(1, 3)
+            axes = fig.subplots(2, 3, sharex=True)
         summary = self.summary()
         roles = self.roles()
-        for ax, name in zip(axes, QUANTITIES, strict=True):
+        for j, name in enumerate(QUANTITIES):
+            top, bottom = axes[0, j], axes[1, j]
+            ratio = name == "share"
             for x, role in enumerate(roles):
                 r = next(s for s in summary if s["role"] == role and s["quantity"] == name)
                 seeds = [c[name] for c in self.cell(role) if c[name] is not None]
-                ax.plot(np.full(len(seeds), x + 0.12), seeds, ".", color="0.4", ms=4,
-                        label="runs (seeds)" if x == 0 else None)
+                top.plot(np.full(len(seeds), x + 0.12), seeds, ".", color="0.4", ms=4,
+                         label="runs (seeds)" if x == 0 else None)
+                m = r["measured"]
                 if math.isfinite(r["ci_low"]):
-                    ax.errorbar(x + 0.12, r["measured"], yerr=[[r["measured"] - r["ci_low"]],
-                                                                [r["ci_high"] - r["measured"]]],
-                                fmt="s", color="k", ms=4, capsize=3,
-                                label="measured, 95 % CI" if x == 0 else None)
-                ax.plot(x - 0.12, r["predicted_replay"], "o", mfc="none", color="tab:blue",
-                        label="predicted (replay)" if x == 0 else None)
-                if r["predicted_plant"] is not None:
-                    ax.plot(x - 0.12, r["predicted_plant"], "x", color="tab:red",
-                            label="predicted (plant)" if x == 0 else None)
-            ax.set_xticks(range(len(roles)),
-                          [f"{role}\n(rank {self.predictions[role]['rank']})" for role in roles],
-                          fontsize=7)
-            ax.set_xlim(-0.5, len(roles) - 0.5)
-            ax.set_title(QUANTITIES[name], fontsize=8)
-            if name == "share":
-                ax.set_yscale("log")
-                ax.axhline(0.5, color="0.6", ls="--", lw=0.8)
-        axes[0].set_ylabel("value")
-        axes[0].legend(fontsize=6, loc="lower left")
+                    top.errorbar(x + 0.12, m, yerr=[[m - r["ci_low"]], [r["ci_high"] - m]],
+                                 fmt="s", color="k", ms=4, capsize=3,
+                                 label="measured, 95 % CI" if x == 0 else None)
+                    rel = ((r["ci_low"] / m, 1.0, r["ci_high"] / m) if ratio
+                           else (r["ci_low"] - m, 0.0, r["ci_high"] - m))
+                    bottom.errorbar(x, rel[1], yerr=[[rel[1] - rel[0]], [rel[2] - rel[1]]],
+                                    fmt="none", color="k", capsize=4, lw=1.5,
+                                    label="measured 95 % CI" if x == 0 else None)
+                for column, marker, colour, label in (
+                        ("predicted_replay", "o", "tab:blue", "replay"),
+                        ("predicted_plant", "x", "tab:red", "plant")):
+                    p = r[column]
+                    if p is None:
+                        continue
+                    kw = {"mfc": "none"} if marker == "o" else {}
+                    top.plot(x - 0.12, p, marker, color=colour, label=(
+                        f"predicted ({label})" if x == 0 else None), **kw)
+                    if math.isfinite(m):
+                        bottom.plot(x - 0.12 if marker == "o" else x + 0.12,
+                                    p / m if ratio else p - m, marker, color=colour, **kw)
+            top.set_title(QUANTITIES[name], fontsize=8)
+            if ratio:
+                top.set_yscale("log")
+                top.axhline(0.5, color="0.6", ls="--", lw=0.8)
+                bottom.axhline(1.0, color="0.6", lw=0.8)
+                bottom.set_ylabel("predicted / measured" if j == 0 else "")
+            else:
+                bottom.axhline(0.0, color="0.6", lw=0.8)
+                bottom.set_ylabel("predicted − measured")
+            bottom.set_xticks(range(len(roles)),
+                              [f"{role}\n(rank {self.predictions[role]['rank']})"
+                               for role in roles], fontsize=7)
+            bottom.set_xlim(-0.5, len(roles) - 0.5)
+        axes[0, 0].set_ylabel("value")
+        axes[0, 0].legend(fontsize=6, loc="lower left")
+        axes[1, 0].legend(fontsize=6, loc="lower left")
         return fig
 
     def write(self, out: Path, *, figures: bool = True) -> list[Path]:

@@ -93,13 +93,21 @@ def controller_frequency_response(law, ratio: float, omega=OMEGA, *, settle: int
     >>> round(float(c[0].real), 4)  # the P-law's gain k = s₁ = R/(1+R), EMA DC gain 1
     0.75
     """
+    return _linearise(law, ratio, omega, settle=settle, length=length, delta=delta)[0]
+
+
+def _linearise(law, ratio: float, omega=OMEGA, *, settle: int = 2000, length: int = 2000,
+               delta: float = 1e-6) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`controller_frequency_response` and the law's weights after ``settle + length``
+    steps at the constant reading (its steady state, from the same unperturbed run)."""
     g = np.tile([ratio, 1.0], (settle + length, 2, 1))  # (T, 2 runs, K)
     g[settle:, 1, 0] *= math.exp(delta)
-    u = np.log(_run_law(law, g)[settle - 1:, :, 0])
+    w = _run_law(law, g)
+    u = np.log(w[settle - 1:, :, 0])
     step = (u[:, 1] - u[:, 0]) / delta
     h = np.diff(step)  # h[0]: the answer at the step the reading moved (one step of delay: 0)
     n = np.arange(h.size)
-    return -np.exp(-1j * np.outer(np.asarray(omega, float), n)) @ h
+    return -np.exp(-1j * np.outer(np.asarray(omega, float), n)) @ h, w[-1, 0]
 
 
 @dataclass(frozen=True)
@@ -464,13 +472,15 @@ def variants_response(results: Path | None = None, *, subset: str = "FD002",
     rows, loops = [], {}
     for design, floor in DESIGNS:
         # the plant identified nearest (in log) to where the design's loop settles
-        settled = _run_law(variant_law("gaba", floor), np.tile([ratio, 1.0], (4000, 1)))[-1, 0]
+        linearised = {"gaba": _linearise(variant_law("gaba", floor), ratio)}
+        settled = linearised["gaba"][1][0]  # GABA's steady λ_RUL after 4,000 steps at R
         plant = by_lam0[min(by_lam0, key=lambda v: abs(math.log(v / settled)))]
         p_resp = plant.response(OMEGA)
         for name in VARIANTS:
             law = variant_law(name, floor)
-            w = _run_law(law, np.tile([ratio, 1.0], (2500, 1)))[-1]
-            c = controller_frequency_response(law, ratio)
+            if name not in linearised:
+                linearised[name] = _linearise(law, ratio)
+            c, w = linearised[name]  # w: the steady state after 4,000 steps at R
             L = c * p_resp
             loops[(name, design)] = L
             band = (OMEGA >= BAND[0]) & (OMEGA <= BAND[1])
@@ -568,7 +578,30 @@ def run(outdir: Path, *, seed: int = 0, trace=None, quick: bool = False) -> Stud
         summary += (" The real FD002 runs ({tab:Real runs on FD002 against GABA}) test the "
                     "chosen designs.")
         findings += _real_findings(response)
-    captions = {
+    validation = _advice_validation(results_dir() / "advise" / "validation")
+    captions = {}
+    if validation is not None:
+        figures += save_figure(validation.plot(), outdir, "advise_validation")
+        tables.append("### The design assistant against real runs\n\n"
+                      + validation.markdown().split("\n", 1)[1])
+        summary += (" The design assistant (`gaba-control advise`) was checked against real "
+                    "runs of the setting it recommends and of two it ranks low "
+                    "({tab:The design assistant against real runs}, "
+                    "{fig:advise_validation}).")
+        claims.append(_validation_claim(validation))
+        findings.append(_validation_finding(validation))
+        captions["advise_validation"] = (
+            f"The design assistant's predictions from {validation.trace_label} (open circles: "
+            "replay of the recorded norms; crosses: closed over the identified plant) against "
+            f"{validation.subset} runs trained with each setting (dots: seeds; squares: mean "
+            "with its 95 % t interval, geometric for the share). Left: the smallest-norm "
+            "(health) task's share of the weighted gradient, log axis, dashed the aim 1/K; "
+            "middle: the fraction of post-warmup steps on the floor; right: std of log λ of "
+            "the RUL task. Bottom: each prediction relative to the measured mean (ratio for "
+            "the share, difference otherwise) with the measured 95 % interval on the same "
+            "scale: a marker inside the bar is a prediction the runs cannot reject. Settings "
+            "labelled by their rank among the candidates.")
+    captions |= {
         "variants_loop": f"Each variant's small-signal loop on the identified FD002 plant, "
                          f"linearised at R = {response.ratio:.0f} from its law (a 1e-6 step "
                          "of log R). Left: |L| of GABA (lines; dotted floor 0.05, solid floor "
@@ -612,6 +645,63 @@ def _claims(response: VariantsResponse) -> list[Claim]:
               f"reading {THREE_TASKS}, floor 0"),
     ]
     return out
+
+
+def _advice_validation(folder: Path):
+    """The committed validation of ``gaba-control advise`` (``None`` when absent)."""
+    if not (folder / "runs.csv").is_file():
+        return None
+    from .advise_validation import advice_validation_response
+
+    return advice_validation_response(folder)
+
+
+def _validation_row(validation, role: str, quantity: str) -> dict | None:
+    return next((r for r in validation.summary() if r["role"] == role
+                 and r["quantity"] == quantity), None)
+
+
+def _validation_claim(validation) -> Claim:
+    """The plant-corrected share predicted for the recommended setting lies within the
+    measured 95 % interval of its real runs (holds), else outside (refuted)."""
+    r = _validation_row(validation, "recommended", "share")
+    if r is None or r["predicted_plant"] is None or r["within_plant"] is None:
+        return Claim("The design assistant predicts the weighted share of the setting it "
+                     "recommends", "issue 15", "—", "—", "—", "95 % CI", "not testable",
+                     "no plant-corrected prediction or fewer than two runs")
+    return Claim(
+        "The design assistant predicts the weighted share of the setting it recommends",
+        "issue 15", f"plant-corrected {r['predicted_plant']:.3f} (replay "
+        f"{r['predicted_replay']:.3f})", "—",
+        f"{r['measured']:.3f} [{r['ci_low']:.3f}, {r['ci_high']:.3f}] over {r['n_ok']} "
+        f"{validation.subset} runs", "inside the 95 % CI",
+        "holds" if r["within_plant"] else "refuted",
+        f"{r['variant']}, β = {r['beta']:g}, floor {r['floor']:g}, W = {r['warmup']}, "
+        f"N = {r['refresh']}; predicted from {validation.trace_label}",
+        figure="advise_validation")
+
+
+def _validation_finding(validation) -> Finding:
+    rows = {(r["role"], r["quantity"]): r for r in validation.summary()}
+    paired = {r["role"]: r for r in validation.paired()}
+    rec, pub = rows.get(("recommended", "share")), rows.get(("published", "share"))
+    text = (f"The design assistant recommends {rec['variant']} (β = {rec['beta']:g}, floor "
+            f"{rec['floor']:g}, W = {rec['warmup']}, N = {rec['refresh']}) from one FD002 "
+            f"GABA run; trained on {rec['n_ok']} seeds its health task receives "
+            f"{rec['measured']:.3f} [{rec['ci_low']:.3f}, {rec['ci_high']:.3f}] of the "
+            f"weighted gradient (predicted {_pred(rec)}), against "
+            f"{pub['measured']:.3f} (predicted {_pred(pub)}) under GABA's published setting.")
+    p = paired.get("recommended")
+    if p and math.isfinite(p["mean"]):
+        text += (f" Test RMSE − published: {p['mean']:+.2f} [{p['ci_low']:+.2f}, "
+                 f"{p['ci_high']:+.2f}] cycles (Holm p = {p['t_holm_p']:.2g}).")
+    return Finding(text, figure="advise_validation")
+
+
+def _pred(row: dict) -> str:
+    plant = row["predicted_plant"]
+    return (f"{plant:.3f} with the plant, {row['predicted_replay']:.3f} by replay"
+            if plant is not None else f"{row['predicted_replay']:.3f} by replay")
 
 
 def _real_findings(response: VariantsResponse) -> list[Finding]:

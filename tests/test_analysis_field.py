@@ -71,6 +71,21 @@ def test_open_source_runs_every_method_over_runs():
         assert w.shape == g.shape and np.all(np.isfinite(w)), name
 
 
+@pytest.mark.parametrize("name", FIELD)
+def test_runs_side_by_side_are_the_runs_alone(name):
+    """The head-to-head steps every source's runs together: each run's weights must be
+    those it gets alone, bit for bit (regression: the batching that cut the study's time)."""
+    rng = np.random.default_rng(1)
+    alone = [np.exp(rng.normal(size=(150, 1, 2))) * [40.0, 1.0],
+             np.exp(rng.normal(size=(150, 2, 2))) * [3.0, 1.0]]
+    together = run_open_source(name, np.concatenate(alone, axis=1),
+                               np.ones((150, 3, 2)))
+    np.testing.assert_array_equal(together[:, :1], run_open_source(name, alone[0],
+                                                                  np.ones_like(alone[0])))
+    np.testing.assert_array_equal(together[:, 1:], run_open_source(name, alone[1],
+                                                                  np.ones_like(alone[1])))
+
+
 def test_settling_step_of_a_known_exponential():
     t = np.arange(1000)
     u = (1 - 0.99 ** t)[:, None]

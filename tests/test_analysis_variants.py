@@ -72,9 +72,23 @@ def test_committed_analysis_decides_what_each_block_changes():
 def test_study_writes_its_figures_with_captions(tmp_path):
     study = variants.run(tmp_path, quick=True)
     stems = {p.stem for p in study.figures}
-    assert stems == {"variants_loop", "variants_predictions"}
+    validation = results_dir() / "advise" / "validation"
+    expected = {"variants_loop", "variants_predictions"}
+    if (validation / "runs.csv").is_file():
+        expected.add("advise_validation")
+    assert stems == expected
     assert set(study.captions) == stems
-    assert all(c.verdict == "holds" for c in study.claims), [c.evidence for c in study.claims]
+    theory = [c for c in study.claims if "design assistant" not in c.claim]
+    assert all(c.verdict == "holds" for c in theory), [c.evidence for c in theory]
+    if "advise_validation" in stems:
+        from analysis.advise_validation import advice_validation_response
+
+        (claim,) = [c for c in study.claims if "design assistant" in c.claim]
+        row = next(r for r in advice_validation_response(validation).summary()
+                   if r["role"] == "recommended" and r["quantity"] == "share")
+        # the verdict is the measured interval's: it holds the plant prediction or not
+        assert claim.verdict == ("holds" if row["within_plant"] else "refuted")
+        assert "The design assistant against real runs" in " ".join(study.tables)
 
 
 def test_without_an_identification_the_study_says_so(tmp_path, monkeypatch):
