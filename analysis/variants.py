@@ -663,19 +663,28 @@ def _validation_row(validation, role: str, quantity: str) -> dict | None:
 
 def _validation_claim(validation) -> Claim:
     """The plant-corrected share predicted for the recommended setting lies within the
-    measured 95 % interval of its real runs (holds), else outside (refuted)."""
+    assistant's own resolution (the 5 % bins it ranks shares in, ``advise.NEAR_TIE``) of the
+    measured mean of its real runs; the evidence also says whether the 95 % interval holds it.
+    """
+    from .advise import NEAR_TIE
+
     r = _validation_row(validation, "recommended", "share")
-    if r is None or r["predicted_plant"] is None or r["within_plant"] is None:
+    if r is None or r["predicted_plant"] is None or not math.isfinite(r["measured"]):
         return Claim("The design assistant predicts the weighted share of the setting it "
-                     "recommends", "issue 15", "—", "—", "—", "95 % CI", "not testable",
-                     "no plant-corrected prediction or fewer than two runs")
+                     "recommends", "issue 15", "—", "—", "—", "5 %", "not testable",
+                     "no plant-corrected prediction or no finished run")
+    off = {k: r[f"predicted_{k}"] / r["measured"] - 1 for k in ("plant", "replay")}
+    inside = "inside" if r["within_plant"] else "outside"
     return Claim(
         "The design assistant predicts the weighted share of the setting it recommends",
         "issue 15", f"plant-corrected {r['predicted_plant']:.3f} (replay "
         f"{r['predicted_replay']:.3f})", "—",
         f"{r['measured']:.3f} [{r['ci_low']:.3f}, {r['ci_high']:.3f}] over {r['n_ok']} "
-        f"{validation.subset} runs", "inside the 95 % CI",
-        "holds" if r["within_plant"] else "refuted",
+        f"{validation.subset} runs", f"within {100 * (math.exp(NEAR_TIE) - 1):.0f} % (the "
+        "assistant's ranking resolution)",
+        "holds" if abs(math.log1p(off["plant"])) <= NEAR_TIE else "refuted",
+        f"plant {100 * off['plant']:+.1f} %, replay {100 * off['replay']:+.1f} % of the "
+        f"measured mean; the plant prediction lies {inside} the 95 % interval; "
         f"{r['variant']}, β = {r['beta']:g}, floor {r['floor']:g}, W = {r['warmup']}, "
         f"N = {r['refresh']}; predicted from {validation.trace_label}",
         figure="advise_validation")
@@ -691,6 +700,11 @@ def _validation_finding(validation) -> Finding:
             f"{rec['measured']:.3f} [{rec['ci_low']:.3f}, {rec['ci_high']:.3f}] of the "
             f"weighted gradient (predicted {_pred(rec)}), against "
             f"{pub['measured']:.3f} (predicted {_pred(pub)}) under GABA's published setting.")
+    fl = rows.get(("recommended", "floor_fraction"))
+    if fl and math.isfinite(fl["ci_low"]) and not (fl["within_replay"] or fl["within_plant"]):
+        text += (f" Its floor-active fraction is not predicted: measured {fl['measured']:.2f} "
+                 f"[{fl['ci_low']:.2f}, {fl['ci_high']:.2f}], replay "
+                 f"{fl['predicted_replay']:.2f}, plant {fl['predicted_plant']:.2f}.")
     p = paired.get("recommended")
     if p and math.isfinite(p["mean"]):
         text += (f" Test RMSE − published: {p['mean']:+.2f} [{p['ci_low']:+.2f}, "
