@@ -17,7 +17,12 @@ from analysis.seed_audit import (
     CHECKS,
     SEEDS,
     CostMeasurement,
+    _ema_demo,
+    _ema_float32_run,
     _fd002_item,
+    _printed_off,
+    _startup_replay,
+    _torch_gate_run,
     _TraceFacts,
     audit_response,
     measure_step_cost,
@@ -63,7 +68,7 @@ def test_every_seed_is_audited_with_each_verdict_kind(audit):
 
 def test_without_a_trace_real_run_cells_say_so(audit):
     # read the committed sweep and the committed FD002 traces, not the given trace
-    from_results = {"warmup_range", "floor_range", "fd002_init", "dynamics"}
+    from_results = {"warmup_range", "floor_range", "fd002_init", "dynamics", "paper_scale"}
     for item in audit.items:
         if item.key not in from_results:
             assert item.claim.real_run == "no trace given"
@@ -146,6 +151,40 @@ def test_no_overshoot_without_warmup(audit):
     assert verdict(audit, "w0_overshoot") == "refuted"
 
 
+def test_printed_off_compares_within_half_a_printed_unit():
+    assert _printed_off([(0.30329, "0.30188"), (0.49504, "0.495"), (-0.2934, "-0.29")]) == [
+        "0.30188 (computed 0.30329)"]
+    assert _printed_off([(4.58, "4.5"), (4.54, "4.5")]) == ["4.5 (computed 4.58)"]
+
+
+def test_startup_replay_is_the_closed_loop_studys_legacy_replay(audit):
+    # seed 000's start-up table: two independent replays of np.random.seed(0) + randn agree,
+    # and the seed's table is off by 1.2e-3 (0.185016 printed, 0.183805 computed at t = 200)
+    from analysis.closed_loop import startup_response
+
+    lam, _, active = _startup_replay()
+    assert_allclose(lam, startup_response(runs=2, steps=500).legacy, rtol=0, atol=1e-15)
+    assert active.sum() == 400 and not active[99] and active[100]
+    item = audit.by_key("startup_table")
+    assert item.claim.verdict == "refuted"
+    assert_allclose(item.computed, 0.183805, atol=5e-7)
+
+
+def test_torch_gate_table_follows_the_closed_form(audit):
+    # seed 000: λ̂ after n active steps of raw [0.002, 0.998] is 0.002 + 0.498·0.99^n; the
+    # seed's 105/110/130/150 rows are not (0.30188 printed at 150, 0.303293 computed)
+    from gaba_control.theory.warmup import ema_after_active_steps
+
+    out = _torch_gate_run()
+    n = np.arange(1, 51)
+    assert_allclose(out[100:150], ema_after_active_steps([0.002, 0.998], n, 0.99), atol=1e-6)
+    assert_allclose(out[:100], 0.5)
+    item = audit.by_key("torch_gate_table")
+    assert item.claim.verdict == "refuted"
+    assert_allclose(item.computed, 0.002 + 0.498 * 0.99**50, atol=1e-6)
+    assert verdict(audit, "half_way_150") == "holds"
+
+
 # ------------------------------------------------------------------ seed 001
 
 
@@ -183,6 +222,34 @@ def test_slow_beta_statements_hold(audit):
     assert verdict(audit, "beta999_500") == "holds"
 
 
+def test_ema_table_matches_the_step_response(audit):
+    # seed 001: the float32 table at 1…400 updates is 0.002 + 0.498·0.99^n to float32 accuracy
+    ema = _ema_float32_run()
+    n = np.arange(1, 401)
+    assert_allclose(ema[:, 0], 0.002 + 0.498 * 0.99**n, atol=5e-7)
+    assert verdict(audit, "ema_table_f32") == "holds"
+
+
+def test_absorbed_fractions_are_one_minus_beta_to_the_n(audit):
+    # seed 001: ≈ 63 % after 100 steps holds; ≈ 86.5 % at 2τ is 1 − e^−2, the EMA has 86.60 %
+    assert verdict(audit, "absorbed_100") == "holds"
+    item = audit.by_key("absorbed_200")
+    assert item.claim.verdict == "refuted"
+    assert_allclose(item.computed, 100 * (1 - 0.99**200), rtol=1e-12)
+
+
+def test_ema_demo_output_holds_but_its_walkthrough_does_not(audit):
+    # seed 001: printed std 0.000059 and 19.4× reproduce; the walkthrough's 0.0000587 and
+    # 0.001150/0.0000587 ≈ 19.6× do not (the EMA std is 5.94e-5)
+    item = audit.by_key("ema_demo")
+    assert item.claim.verdict == "refuted"
+    assert "0.0000587" in item.claim.evidence and "19.6" in item.claim.evidence
+    assert "19.4 (" not in item.claim.evidence
+    assert_allclose(item.computed, _ema_demo()["raw_std"] / _ema_demo()["ratio"], rtol=1e-12)
+    for key in ("std_ratio_14", "half_life_parts", "long_bits", "adam_betas"):
+        assert verdict(audit, key) == "holds", key
+
+
 # ------------------------------------------------------------------ seed 002
 
 
@@ -217,6 +284,16 @@ def test_orders_of_magnitude(audit):
     item = audit.by_key("orders")
     assert item.claim.verdict == "refuted"
     assert_allclose(item.computed, math.log10(2e5), rtol=1e-12)
+
+
+def test_floor_walkthrough_and_aggressive_floor(audit):
+    # seed 002: scenarios A and B and the λmin = 0.4 bound [0.4/1.4, 1/1.4]
+    assert verdict(audit, "scenarios_ab") == "holds"
+    assert_allclose(audit.by_key("scenarios_ab").computed, 0.05 / 1.048, rtol=1e-12)
+    item = audit.by_key("floor_04")
+    assert item.claim.verdict == "holds"
+    assert_allclose(item.computed, 0.4 / 1.4, rtol=1e-12)
+    assert verdict(audit, "streak_100") == "not testable"
 
 
 # ------------------------------------------------------------------ seed 003
@@ -269,6 +346,24 @@ def test_raw_weights_carry_no_graph(audit):
     assert item.computed == 0.0
 
 
+def test_seed003_walkthrough_values(audit):
+    for key in ("numpy_walk", "format_3f", "init_uniform", "toy_raw", "toy_products",
+                "clamp_sum", "toy_shapes"):
+        assert verdict(audit, key) == "holds", key
+    # the largest clamped sum on the simplex is 1 + (K − 1)·λmin: 1.05 for K = 2
+    assert_allclose(audit.by_key("clamp_sum").computed, 1.05, rtol=1e-12)
+    # ':7.2f' does not pad 4521.15 (7 characters already); the seed shows 8
+    item = audit.by_key("format_width")
+    assert item.claim.verdict == "refuted" and item.computed == 7
+    # the floor takes 1 − 1/1.048 = 4.58 % of health's weight, not 4.5 %
+    item = audit.by_key("floor_steals")
+    assert item.claim.verdict == "refuted"
+    assert_allclose(item.computed, 100 * (1 - 1 / 1.048), rtol=1e-12)
+    # health_loss is 1.1936 in the seed's own run, not ≈ 1.10
+    assert verdict(audit, "toy_loss_scale") == "refuted"
+    assert verdict(audit, "k1000_time") == "not testable"  # a timing: full audit only
+
+
 # ------------------------------------------------------------------ seed 004
 
 
@@ -312,6 +407,14 @@ def test_overhead_and_cross_entropy(audit):
 def test_not_testable_rows(audit):
     for key in ("gradnorm", "paper_floor", "paper_warmup", "median_500", "eps_floor"):
         assert verdict(audit, key) == "not testable", key
+
+
+def test_seed004_walkthrough_values(audit):
+    # seed 004: the 6-decimal P-controller walkthrough, Σg² terms and torch's seed-0 draws
+    for key in ("numpy_demo_6", "sqrt_squares", "toy_draws"):
+        assert verdict(audit, key) == "holds", key
+    assert_allclose(audit.by_key("numpy_demo_6").computed, 0.5 / 250.5, rtol=1e-12)
+    assert verdict(audit, "paper_scale") == "not testable"
 
 
 def test_cost_model_arithmetic():

@@ -54,6 +54,32 @@ def test_code_listing_line_numbers_are_recognised(tmp_path):
     assert status["0.25"][0] == "open"
 
 
+def test_listing_lines_of_their_own_are_line_numbers(tmp_path):
+    # a docstring or a continued call: the line starts with n, a neighbour with n ± 1
+    text = ("10    The weights are stored as a BUFFER, not\n11    a Parameter.\n"
+            "Prose: a batch of 11 samples.\n12    retain_graph=True,\n13    create_graph=False)")
+    claims, seeds = _write(tmp_path, text, [])
+    status = {n.text: (n.status, n.count) for n in coverage_response(claims, seeds).numbers}
+    assert status["10"] == status["13"] == ("excluded", 1)
+    assert status["11"] == ("open", 2)  # the prose "11 samples" keeps it in
+    assert status["12"][0] == "excluded"
+
+
+def test_thousands_separators_in_claims_state_the_whole_number(tmp_path):
+    claims, seeds = _write(tmp_path, "That is ~4400 samples, or 4 batches.",
+                           [_row("~4,400 samples at batch 64")])
+    status = {n.text: n.status for n in coverage_response(claims, seeds).numbers}
+    assert status["4400"] == "audited" and status["4"] == "audited"
+
+
+def test_rendered_formula_copies_are_excluded_but_their_source_is_not(tmp_path):
+    text = "std reduction =19914.1×\\sqrt{199} \\approx 14.1\\times here."
+    claims, seeds = _write(tmp_path, text, [])
+    status = {n.text: (n.status, n.why) for n in coverage_response(claims, seeds).numbers}
+    assert status["19914.1"][0] == "excluded" and "rendered copy" in status["19914.1"][1]
+    assert status["14.1"][0] == "open"
+
+
 @pytest.mark.skipif(not SEEDS.is_dir() or not CLAIMS.is_file(),
                     reason="needs ../shared/seeds and the committed figures/claims.json")
 def test_committed_audit_covers_the_seeds_at_least_as_well_as_the_baseline():
