@@ -325,3 +325,23 @@ def test_refresh_is_refused_where_nothing_is_measured_or_the_law_cannot_hold():
     dwa = method("dwa")(CONTROLLER).law(steps_per_epoch=10)
     with pytest.raises(ValueError, match="refresh_every must be 1"):
         LawLoss(dwa, refresh_every=2)
+
+
+def test_open_loop_ratio_takes_one_value_or_one_per_task_but_the_last():
+    from gaba_control.weighting._loop_law import open_loop_reading
+
+    k3 = {**CONTROLLER, "num_tasks": 3}
+    one = get_method("gaba_integral")(k3, open_loop_ratio=[600.0]).trajectory(300)
+    np.testing.assert_array_equal(
+        one, get_method("gaba_integral")(k3, open_loop_ratio=600.0).trajectory(300))
+    two = get_method("gaba_integral")(k3, open_loop_ratio=[600.0, 3.0]).trajectory(300)
+    expected = run(get_method("gaba_integral")(k3).law(), np.tile([600.0, 3.0, 1.0], (300, 1)))
+    np.testing.assert_array_equal(two, expected)
+    assert open_loop_reading([5.0, 2.0], 3).tolist() == [5.0, 2.0, 1.0]
+    for bad in ([1.0, 2.0, 3.0], [], [0.0, 1.0], [float("nan")], [True]):
+        with pytest.raises(ValueError, match="--open-loop-ratio"):
+            get_method("gaba_integral")(k3, open_loop_ratio=bad)
+    # one value through compare's planning keys as the plain number (committed runs' keys)
+    cls = get_method("gaba_integral")
+    assert cls.plan({"open_loop_ratio": [516.7]}, seeds=[0], index=0,
+                    reference_runs={})[0] == {"open_loop_ratio": 516.7}

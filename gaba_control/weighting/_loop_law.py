@@ -45,7 +45,7 @@ from ._base import Option, WeightingMethod
 from ._gaba import REFRESH_EVERY
 from ._law import Law, LawLoss, LawMethod, Measurement, check_real, column, full, law_weights
 
-__all__ = ["FLOOR_FRACTION", "OPEN_LOOP_RATIO", "LoopLaw", "LoopVariant"]
+__all__ = ["FLOOR_FRACTION", "OPEN_LOOP_RATIO", "LoopLaw", "LoopVariant", "open_loop_reading"]
 
 
 class LoopLaw(Law):
@@ -137,7 +137,23 @@ FLOOR_FRACTION = Option("floor_fraction", "loop variants: floor = ρ/K, a fracti
                         metavar="RHO")
 #: ``--open-loop-ratio R``: the variant's pipeline on the constant reading ``(R, 1, …)``
 OPEN_LOOP_RATIO = Option("open_loop_ratio", "loop variants: run the pipeline open loop on the "
-                         "constant reading g = (R, 1, …) (its own schedule)", metavar="R")
+                         "constant reading g = (R, 1, …, 1), or with K − 1 values "
+                         "g = (R_1, …, R_{K−1}, 1) (its own schedule)", nargs="+", metavar="R")
+
+
+def open_loop_reading(ratio, num_tasks: int) -> np.ndarray:
+    """The constant reading of ``--open-loop-ratio``: ``(R, 1, …, 1)`` for one value, else
+    ``(R_1, …, R_{K−1}, 1)``; ``ValueError`` unless 1 or ``K − 1`` finite values > 0."""
+    values = [ratio] if isinstance(ratio, (int, float, np.integer, np.floating)) else list(ratio)
+    ok = values and len(values) in (1, num_tasks - 1) and all(
+        isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)
+        and math.isfinite(v) and v > 0 for v in values)
+    if not ok:
+        raise ValueError(f"--open-loop-ratio must be 1 or K − 1 = {num_tasks - 1} finite "
+                         f"numbers > 0, got {ratio!r}")
+    g = np.ones(num_tasks)
+    g[:len(values)] = values
+    return g
 
 
 class LoopVariant(LawMethod, WeightingMethod):
@@ -192,16 +208,22 @@ class LoopVariant(LawMethod, WeightingMethod):
             raise ValueError("--refresh-every applies to the closed loop; an open-loop "
                              "schedule (--open-loop-ratio) measures nothing")
         ratio = self.settings.get("open_loop_ratio")
-        if ratio is not None and not (isinstance(ratio, (int, float)) and not isinstance(
-                ratio, bool) and math.isfinite(ratio) and ratio > 0):
-            raise ValueError(f"--open-loop-ratio must be a finite number > 0, got {ratio!r}")
+        if ratio is not None:
+            open_loop_reading(ratio, self.num_tasks)
+
+    @classmethod
+    def plan(cls, options: dict, *, seeds, index: int, reference_runs) -> tuple:
+        options = dict(options)
+        ratio = options.get("open_loop_ratio")
+        if isinstance(ratio, (list, tuple)) and len(ratio) == 1:
+            options["open_loop_ratio"] = ratio[0]  # one R: the cache key of a plain number
+        return options, {}
 
     def trajectory(self, num_steps: int) -> np.ndarray | None:
         ratio = self.settings.get("open_loop_ratio")
         if ratio is None:
             return None
-        g = np.ones((num_steps, self.num_tasks))
-        g[:, 0] = float(ratio)
+        g = np.tile(open_loop_reading(ratio, self.num_tasks), (num_steps, 1))
         return law_weights(self.law(), g, np.ones_like(g))
 
     def module(self, num_steps: int, *, steps_per_epoch: int | None = None):
