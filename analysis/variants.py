@@ -578,6 +578,19 @@ def run(outdir: Path, *, seed: int = 0, trace=None, quick: bool = False) -> Stud
         summary += (" The real FD002 runs ({tab:Real runs on FD002 against GABA}) test the "
                     "chosen designs.")
         findings += _real_findings(response)
+    three = three_task_rows(results_dir() / "variants")
+    if three:
+        tables.append("### Three tasks on FD001 against GABA\n\nFD001 with a third task, "
+                      "next-cycle sensor regression (`--aux-task next_cycle`); the variants "
+                      "at the floor 0.001 (`--floor-fraction 0.003`). Test RMSE difference "
+                      "method − GABA per seed, mean and 95 % t interval; Holm over the rows; "
+                      "TOST at ±1 cycle; last row (when run): the integral law closed minus "
+                      "its own open-loop schedule at the median reading of its seed-0 run. "
+                      "Smallest task's weighted share: median over seeds of each run's "
+                      "post-warmup median (aim 1/3).\n\n" + three_task_table(three))
+        summary += (" With three tasks ({tab:Three tasks on FD001 against GABA}) the "
+                    "equalisation defect of the closed form is visible and its repair costly.")
+        findings.append(_three_task_finding(three))
     validation = _advice_validation(results_dir() / "advise" / "validation")
     captions = {}
     if validation is not None:
@@ -647,6 +660,90 @@ def _claims(response: VariantsResponse) -> list[Claim]:
               f"reading {THREE_TASKS}, floor 0"),
     ]
     return out
+
+
+#: the three-task runs (FD001 + next-cycle regression) and the integral law's own open loop
+THREE_TASK_RUNS = ("k3", "k3_open")
+
+
+def three_task_rows(folder: Path) -> list[dict]:
+    """Test RMSE of each three-task method − GABA per seed (mean, 95 % CI, Holm over the
+    methods, TOST ±1) and the integral law closed − its own open-loop schedule (``k3_open``);
+    ``share``: the median over seeds of the smallest task's weighted share."""
+    from .compare import _read_csv, equivalence_test, holm, paired_statistics
+
+    path = Path(folder) / THREE_TASK_RUNS[0] / "runs.csv"
+    if not path.is_file():
+        return []
+    rows = [r for r in _read_csv(path) if r["status"] == "ok"]
+    by = {}
+    for r in rows:
+        by.setdefault(r["method"], {})[int(r["seed"])] = r
+    open_path = Path(folder) / THREE_TASK_RUNS[1] / "runs.csv"
+    if open_path.is_file():
+        by["gaba_integral (open loop)"] = {int(r["seed"]): r for r in _read_csv(open_path)
+                                           if r["status"] == "ok" and r["method"] != "gaba"}
+    ref = by.get("gaba", {})
+
+    def row(label, runs, base):
+        seeds = sorted(set(runs) & set(base))
+        a = [float(runs[s]["test_rmse"]) for s in seeds]
+        b = [float(base[s]["test_rmse"]) for s in seeds]
+        st, tost = paired_statistics(a, b), equivalence_test(a, b, 1.0)
+        share = [r["share_weighted_small"] for r in runs.values()
+                 if r.get("share_weighted_small") is not None]
+        return {"method": label, "n": len(seeds), "mean": float(np.mean(a)) if a else math.nan,
+                "diff": st["mean"], "low": st["ci_low"], "high": st["ci_high"], "p": st["t_p"],
+                "p_tost": tost["p"], "share": float(np.median(share)) if share else math.nan}
+
+    out = [{**row("gaba", ref, ref), "diff": math.nan, "p": math.nan, "p_tost": math.nan}]
+    out += [row(m, runs, ref) for m, runs in by.items() if m != "gaba"]
+    if "gaba_integral (open loop)" in by and "gaba_integral" in by:
+        out.append(row("gaba_integral closed − its own open loop", by["gaba_integral"],
+                       by["gaba_integral (open loop)"]))
+        out[-1]["share"] = math.nan
+    tested = [r for r in out if math.isfinite(r["p"])]
+    for key in ("p", "p_tost"):
+        for r, p in zip(tested, holm([r[key] for r in tested]), strict=True):
+            r[f"{key}_holm"] = float(p)
+    return out
+
+
+def three_task_table(rows: list[dict]) -> str:
+    lines = ["| runs | n | test RMSE | difference [95 % CI] | Holm p | TOST ±1 Holm p | "
+             "smallest task's weighted share |", "|" + "---|" * 7]
+    def p(value):
+        return "—" if value is None or not math.isfinite(value) else format(value, ".2g")
+
+    for r in rows:
+        ref = r["method"] == "gaba"
+        lines.append(f"| {r['method']} | {r['n']} | {r['mean']:.2f} | "
+                     + ("reference" if ref else
+                        f"{r['diff']:+.2f} [{r['low']:+.2f}, {r['high']:+.2f}]")
+                     + f" | {p(r.get('p_holm'))} | {p(r.get('p_tost_holm'))} | "
+                     f"{'—' if not math.isfinite(r['share']) else format(r['share'], '.3g')} |")
+    return "\n".join(lines)
+
+
+def _three_task_finding(rows: list[dict]) -> Finding:
+    by = {r["method"]: r for r in rows}
+    g, i = by["gaba"], by.get("gaba_integral")
+    text = (f"With three tasks (FD001 + next-cycle regression, {g['n']} seeds) GABA gives its "
+            f"smallest task {g['share']:.3g} of the weighted gradient (aim 1/3)")
+    if i:
+        text += (f"; the integral law reaches {i['share']:.3g} but loses "
+                 f"{i['diff']:+.2f} [{i['low']:+.2f}, {i['high']:+.2f}] cycles of test RMSE "
+                 f"(Holm p = {i.get('p_holm', math.nan):.2g})")
+    vs = by.get("gaba_integral closed − its own open loop")
+    if vs:
+        verdict = ("shown equivalent within ±1 cycle" if vs.get("p_tost_holm", 1) < 0.05 else
+                   "different" if vs.get("p_holm", 1) < 0.05 else "not decided")
+        text += (f"; closed − its own open loop {vs['diff']:+.2f} [{vs['low']:+.2f}, "
+                 f"{vs['high']:+.2f}] ({verdict})")
+    e = by.get("equal")
+    if e:
+        text += f"; equal weights {e['diff']:+.2f} [{e['low']:+.2f}, {e['high']:+.2f}]"
+    return Finding(text + ".")
 
 
 def _advice_validation(folder: Path):

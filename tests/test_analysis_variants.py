@@ -98,3 +98,31 @@ def test_without_an_identification_the_study_says_so(tmp_path, monkeypatch):
     study = variants.run(tmp_path / "out", quick=True)
     assert study.figures == [] and study.claims[0].verdict == "not testable"
     assert "no identified FD002 plant" in study.summary and math.isfinite(1.0)
+
+
+def test_three_task_rows_pair_against_gaba_and_the_own_open_loop(tmp_path):
+    from analysis.compare import _csv
+
+    def runs(method_offsets, shares):
+        return [{"subset": "FD001", "method": m, "seed": s, "status": "ok",
+                 "test_rmse": 14.0 + off + 0.1 * s * (m != "gaba"),
+                 "share_weighted_small": shares[m]}
+                for m, off in method_offsets.items() for s in range(4)]
+
+    (tmp_path / "k3").mkdir()
+    (tmp_path / "k3_open").mkdir()
+    (tmp_path / "k3" / "runs.csv").write_text(_csv(runs(
+        {"gaba": 0.0, "gaba_integral": 4.0}, {"gaba": 0.008, "gaba_integral": 0.27})))
+    (tmp_path / "k3_open" / "runs.csv").write_text(_csv(runs(
+        {"gaba": 0.0, "gaba_integral": 3.0}, {"gaba": 0.008, "gaba_integral": 0.2})))
+    rows = {r["method"]: r for r in variants.three_task_rows(tmp_path)}
+    integral = rows["gaba_integral"]
+    assert integral["diff"] == pytest.approx(4.0 + 0.1 * 1.5)  # mean of 0.1·seed over 0–3
+    assert integral["share"] == pytest.approx(0.27)
+    vs = rows["gaba_integral closed − its own open loop"]
+    assert vs["diff"] == pytest.approx(1.0) and vs["n"] == 4
+    assert math.isnan(rows["gaba"]["p"])
+    # Holm over the two tested rows
+    assert integral["p_holm"] >= integral["p"]
+    table = variants.three_task_table(list(rows.values()))
+    assert table.count("reference") == 1  # GABA's row only, not a row of constant differences
