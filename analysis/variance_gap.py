@@ -130,6 +130,8 @@ class VarianceGapResponse:
     mc_pooled_se: float
     input_mean: float
     input_std: float
+    #: the per-run ratio's distribution (Gaussian input, delta method): what the histogram shows
+    per_run: theory.PerRunStdReduction | None = None
 
     @property
     def seed0_percentile(self) -> float:
@@ -155,6 +157,12 @@ class VarianceGapResponse:
             ("Monte Carlo mean of per-run ratios", float(self.mc_ratios.mean())),
             ("Monte Carlo median of per-run ratios", q[50.0]),
             ("Monte Carlo 2.5 % … 97.5 %", f"{q[2.5]:.2f} … {q[97.5]:.2f}"),
+        ]
+        if self.per_run is not None:
+            lo, mid, hi = self.per_run.quantile([0.025, 0.5, 0.975])
+            rows += [("per-run theory (log-normal, delta method): median", float(mid)),
+                     ("per-run theory 2.5 % … 97.5 %", f"{lo:.2f} … {hi:.2f}")]
+        rows += [
             ("seed 0 (np.random.seed(0) + randn)", self.seed0_ratio),
             ("seed 0 percentile among Monte Carlo runs", f"{self.seed0_percentile:.1f} %"),
             ("seed 0 lag-1 autocorrelation of λ_raw", f"{self.seed0_lag1:+.4f} "
@@ -174,13 +182,20 @@ class VarianceGapResponse:
 
         if ax is None:  # a new figure, never whatever plt.gca() holds
             _, ax = plt.subplots()
-        ax.hist(self.mc_ratios, bins=60, color="0.75", label=f"{self.runs} Monte Carlo runs")
+        _, edges, _ = ax.hist(self.mc_ratios, bins=60, color="0.75",
+                                   label=f"{self.runs} Monte Carlo runs")
+        if self.per_run is not None:  # the per-run law, scaled to the histogram's counts
+            x = np.linspace(edges[0], edges[-1], 400)
+            ax.plot(x, self.per_run.pdf(x) * self.runs * (edges[1] - edges[0]), color="C1",
+                    lw=1.6, label="per-run theory (log-normal, delta method)")
         marks = (
             (self.theory["stationary, n→∞"], "C3", "--", "theorem √((1+β)/(1−β))"),
             (self.theory["sample mean (seed), n"], "C0", "-",
              "finite-window theory, pooled √(E s²ₓ/E s²ᵧ)"),
             (self.mc_pooled, "C2", "-.", "Monte Carlo, pooled over runs"),
             (float(np.median(self.mc_ratios)), "0.3", "-", "median of the per-run ratios"),
+            *(((self.per_run.median, "C1", "--", "per-run theory, median"),)
+              if self.per_run is not None else ()),
             (self.seed0_ratio, "k", ":", "seed 0"),
         )
         for value, color, style, label in marks:
@@ -256,6 +271,7 @@ def variance_gap_response(beta: float = SEED_BETA, n: int = SEED_STEPS, runs: in
         theory=prediction,
         ar1={rho: theory.std_reduction(beta, rho) for rho in RHO_EXAMPLES},
         input_mean=mean, input_std=std,
+        per_run=theory.per_run_std_reduction(beta, n, init="sample_mean", include_init=True),
     )
 
 
