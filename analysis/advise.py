@@ -53,6 +53,8 @@ DISAGREE_SHARE = math.log(1.25)  # |log share_plant − log share_replay| beyond
 DISAGREE_FLOOR = 0.1
 NEAR_TIE = math.log(1.05)  # shares within 5 % of the best count as tied
 SETTLED = 0.05
+#: the largest warmup or refresh interval a candidate may have (steps; int64-safe)
+MAX_STEPS = 2**40
 
 
 def exact_sensor_cost(path: Path | None = None) -> float:
@@ -79,6 +81,12 @@ def candidate_grid(num_tasks: int, **given):
     from gaba_control.design import Settings
 
     values = {k: tuple(given.get(k) or v) for k, v in DEFAULTS.items()}
+    for name, flag, low in (("warmup", "--warmups", 0), ("refresh", "--refresh", 1)):
+        # before any array is built: 10^21 would overflow numpy's int64, not name the flag
+        bad = [v for v in values[name] if isinstance(v, bool) or not isinstance(
+            v, (int, np.integer)) or not low <= v <= MAX_STEPS]
+        if bad:
+            raise ValueError(f"{flag} must be ints in [{low}, {MAX_STEPS}], got {bad}")
     bad = [f for f in values["floor"] if not (0 <= f < 1 / num_tasks)]
     if bad:
         raise ValueError(f"--floors must lie in [0, 1/K) = [0, {1 / num_tasks:g}), got {bad}")

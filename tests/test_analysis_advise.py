@@ -60,3 +60,14 @@ def test_cli_refuses_bad_settings_with_a_message(tmp_path, args, message):
     assert run.returncode == 2, run.stderr
     assert message in run.stderr and "Traceback" not in run.stderr
     assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize(("flag", "value"), [("--warmups", "1000000000000000000000"),
+                                             ("--refresh", "1000000000000000000000"),
+                                             ("--refresh", "0"), ("--warmups", "-1")])
+def test_cli_refuses_step_counts_beyond_the_range(tmp_path, flag, value):
+    """Regression (the advise fuzzer, 300 examples): 10^21 overflowed numpy's int64."""
+    run = subprocess.run([sys.executable, "-m", "analysis.cli", "advise", "--trace", str(TRACE),
+                          "--out", str(tmp_path / "o"), "--no-plant", flag, value],
+                         capture_output=True, text=True)
+    assert run.returncode == 2 and flag in run.stderr and "Traceback" not in run.stderr
