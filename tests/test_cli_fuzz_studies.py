@@ -54,21 +54,34 @@ def _main_in(root: Path, argv: list) -> int:
         os.chdir(cwd)
 
 
+def _with_defaults(flags, defaults: dict) -> list:
+    """``flags`` plus each default flag the draw did not set."""
+    given_flags = {f for f, _ in flags}
+    return list(flags) + [(f, v) for f, v in defaults.items() if f not in given_flags]
+
+
+def _outcome(root: Path, argv: list, capsys, *, allowed: set) -> int:
+    """Run ``argv`` in ``root``: exit 0, or exit 2 with no traceback and a last line naming a
+    flag or setting; nothing written beside the ``allowed`` folders. Returns the status."""
+    status = _main_in(root, argv)
+    err = capsys.readouterr().err
+    assert status in (0, 2), (argv, status, err)
+    assert "Traceback" not in err, err
+    if status == 2:
+        last = err.strip().splitlines()[-1] if err.strip() else ""
+        assert any(name in last for name in NAMES) or "usage:" in err or "invalid" in err, (
+            argv, err)
+    assert {p.name for p in root.iterdir()} <= allowed, (argv, list(root.iterdir()))
+    return status
+
+
 def _run(tmp_path_factory, capsys, command, base, flags):
     root = tmp_path_factory.mktemp("fuzz")
     argv = [command, *base, "--out", "out", "--cache", "cache", "--no-figures",
             "--no-progress"]
     for flag, value in flags:
         argv += [flag, value]
-    status = _main_in(root, argv)
-    err = capsys.readouterr().err
-    assert status in (0, 2), (argv, status, err)
-    if status == 2:
-        last = err.strip().splitlines()[-1] if err.strip() else ""
-        assert "Traceback" not in err, err
-        assert any(name in last for name in NAMES) or "usage:" in err or "invalid" in err, (
-            argv, err)
-    assert {p.name for p in root.iterdir()} <= {"out", "cache"}, (argv, list(root.iterdir()))
+    status = _outcome(root, argv, capsys, allowed={"out", "cache"})
     if status == 0:  # accepted: no run may then crash on a setting ("accepted, fails later")
         import csv
 
@@ -84,8 +97,7 @@ def _run(tmp_path_factory, capsys, command, base, flags):
 def test_hostile_compare_arguments(tmp_path_factory, capsys, cmapss_dir, flags):
     base = ["--subsets", "FD001", "--methods", "gaba", "--quick", "--data-dir", str(cmapss_dir)]
     defaults = {"--seeds": "0", "--epochs": "1", "--max-batches": "2", "--threads": "1"}
-    given_flags = {f for f, _ in flags}
-    flags = flags + [(f, v) for f, v in defaults.items() if f not in given_flags]
+    flags = _with_defaults(flags, defaults)
     _run(tmp_path_factory, capsys, "compare", base, flags)
 
 
@@ -96,8 +108,7 @@ def test_hostile_sweep_arguments(tmp_path_factory, capsys, cmapss_dir, flags):
     base = ["--subset", "FD001", "--quick", "--data-dir", str(cmapss_dir)]
     defaults = {"--seeds": "0", "--epochs": "1", "--max-batches": "2", "--threads": "1",
                 "--warmup": "1"}
-    given_flags = {f for f, _ in flags}
-    flags = flags + [(f, v) for f, v in defaults.items() if f not in given_flags]
+    flags = _with_defaults(flags, defaults)
     _run(tmp_path_factory, capsys, "sweep", base, flags)
 
 
@@ -131,23 +142,12 @@ def test_hostile_identify_arguments(tmp_path_factory, capsys, cmapss_dir, flags)
             "--no-closed-loop", "--no-amplitude-test"]
     defaults = {"--seeds": "0", "--epochs": "1", "--max-batches": "2", "--threads": "1",
                 "--operating-points": "0.05"}
-    given_flags = {f for f, _ in flags}
-    flags = flags + [(f, v) for f, v in defaults.items() if f not in given_flags]
     root = tmp_path_factory.mktemp("fuzz")
     argv = ["identify", *base, "--out", "out", "--cache", "cache", "--no-progress"]
-    for flag, value in flags:
+    for flag, value in _with_defaults(flags, defaults):
         argv += [flag, value]
-    status = _main_in(root, argv)
-    err = capsys.readouterr().err
-    assert status in (0, 2), (argv, status, err)
-    assert "Traceback" not in err, err
-    if status == 2:
-        last = err.strip().splitlines()[-1] if err.strip() else ""
-        assert any(name in last for name in NAMES) or "usage:" in err or "invalid" in err, (
-            argv, err)
-    else:
+    if _outcome(root, argv, capsys, allowed={"out", "cache"}) == 0:
         assert (root / "out" / "summary.md").is_file()
-    assert {p.name for p in root.iterdir()} <= {"out", "cache"}, (argv, list(root.iterdir()))
 
 
 TRACE = Path(__file__).resolve().parents[1] / "results" / "traces" / "FD001-gaba-seed0.npz"
@@ -161,21 +161,10 @@ def test_hostile_advise_arguments(tmp_path_factory, capsys, flags):
     if not TRACE.is_file():
         pytest.skip("no committed FD001 trace")
     small = {"--betas": "0.99", "--floors": "0.05", "--warmups": "100", "--refresh": "1"}
-    given_flags = {f for f, _ in flags}
-    flags = flags + [(f, v) for f, v in small.items() if f not in given_flags]
     root = tmp_path_factory.mktemp("fuzz")
     argv = ["advise", "--trace", str(TRACE), "--out", "out", "--no-plant",
             "--variants", "gaba", "gaba_log_ema"]
-    for flag, value in flags:
+    for flag, value in _with_defaults(flags, small):
         argv += [flag, value]
-    status = _main_in(root, argv)
-    err = capsys.readouterr().err
-    assert status in (0, 2), (argv, status, err)
-    assert "Traceback" not in err, err
-    if status == 2:
-        last = err.strip().splitlines()[-1] if err.strip() else ""
-        assert any(name in last for name in NAMES) or "usage:" in err or "invalid" in err, (
-            argv, err)
-    else:
+    if _outcome(root, argv, capsys, allowed={"out"}) == 0:
         assert (root / "out" / "advise.md").is_file()
-    assert {p.name for p in root.iterdir()} <= {"out"}, (argv, list(root.iterdir()))
