@@ -164,6 +164,20 @@ class Row:
     predicted: dict = field(default_factory=dict)  # "replay"/"plant" → summary
 
 
+def _paired(values: dict, reference: dict) -> dict:
+    """Test RMSE ``values − reference`` over their common seeds (``seed → value``): ``n``,
+    the mean of ``values``, the mean difference with its 95 % t interval, the paired t-test
+    ``p`` and the TOST ``p_tost`` at ±1 cycle."""
+    from .compare import equivalence_test, paired_statistics
+
+    seeds = sorted(set(values) & set(reference))
+    a = [float(values[s]) for s in seeds]
+    b = [float(reference[s]) for s in seeds]
+    st, tost = paired_statistics(a, b), equivalence_test(a, b, 1.0)
+    return {"n": len(seeds), "mean": float(np.mean(a)) if a else math.nan, "diff": st["mean"],
+            "low": st["ci_low"], "high": st["ci_high"], "p": st["t_p"], "p_tost": tost["p"]}
+
+
 @dataclass
 class VariantsResponse:
     """The variants' analysis (:func:`variants_response`); ``plot()`` draws the loop gains."""
@@ -206,40 +220,28 @@ class VariantsResponse:
 
     def real_rows(self) -> list[dict]:
         """Paired test-RMSE differences against GABA per real-run directory (FD002)."""
-        from .compare import equivalence_test, holm, paired_statistics
+        from .compare import holm
 
         out = []
         for name, rows in self.real.items():
             method = {r["method"] for r in rows} - {"gaba"}
             values = {int(r["seed"]): float(r["test_rmse"]) for r in rows
                       if r["method"] in method and r["status"] == "ok"}
-            seeds = sorted(set(values) & set(self.reference))
-            if len(seeds) < 2:
+            if len(set(values) & set(self.reference)) < 2:
                 continue
-            a = np.array([values[s] for s in seeds])
-            b = np.array([self.reference[s] for s in seeds])
-            stats = paired_statistics(a, b)
-            tost = equivalence_test(a, b, 1.0)
             share = [float(r["share_weighted_small"]) for r in rows if r["method"] in method
                      and r.get("share_weighted_small") not in (None, "")]
             floor = [float(r["floor_fraction"]) for r in rows if r["method"] in method
                      and r.get("floor_fraction") not in (None, "")]
-            out.append({"runs": name, "method": REAL_RUNS.get(name, name), "n": len(seeds),
-                        "mean": float(a.mean()), "diff": stats["mean"],
-                        "low": stats["ci_low"], "high": stats["ci_high"],
-                        "p": stats["t_p"], "p_tost": tost["p"],
+            out.append({"runs": name, "method": REAL_RUNS.get(name, name),
+                        **_paired(values, self.reference),
                         "share": float(np.median(share)) if share else math.nan,
                         "floor": float(np.mean(floor)) if floor else math.nan})
         # the feedback against its own open loop: the same law, closed vs fed a constant reading
         closed, open_ = (self._values(n) for n in ("integral", "integral_open"))
-        seeds = sorted(set(closed) & set(open_))
-        if len(seeds) >= 2:
-            a, b = np.array([closed[s] for s in seeds]), np.array([open_[s] for s in seeds])
-            stats, tost = paired_statistics(a, b), equivalence_test(a, b, 1.0)
+        if len(set(closed) & set(open_)) >= 2:
             out.append({"runs": "integral_vs_open", "method": "gaba_integral closed − its own "
-                        "open loop", "n": len(seeds), "mean": float(a.mean()),
-                        "diff": stats["mean"], "low": stats["ci_low"], "high": stats["ci_high"],
-                        "p": stats["t_p"], "p_tost": tost["p"], "share": math.nan,
+                        "open loop", **_paired(closed, open_), "share": math.nan,
                         "floor": math.nan})
         out = [r for r in out if math.isfinite(r["p"])] + [r for r in out
                                                            if not math.isfinite(r["p"])]
@@ -670,7 +672,7 @@ def three_task_rows(folder: Path) -> list[dict]:
     """Test RMSE of each three-task method − GABA per seed (mean, 95 % CI, Holm over the
     methods, TOST ±1) and the integral law closed − its own open-loop schedule (``k3_open``);
     ``share``: the median over seeds of the smallest task's weighted share."""
-    from .compare import _read_csv, equivalence_test, holm, paired_statistics
+    from .compare import _read_csv, holm
 
     path = Path(folder) / THREE_TASK_RUNS[0] / "runs.csv"
     if not path.is_file():
@@ -686,15 +688,11 @@ def three_task_rows(folder: Path) -> list[dict]:
     ref = by.get("gaba", {})
 
     def row(label, runs, base):
-        seeds = sorted(set(runs) & set(base))
-        a = [float(runs[s]["test_rmse"]) for s in seeds]
-        b = [float(base[s]["test_rmse"]) for s in seeds]
-        st, tost = paired_statistics(a, b), equivalence_test(a, b, 1.0)
         share = [r["share_weighted_small"] for r in runs.values()
                  if r.get("share_weighted_small") is not None]
-        return {"method": label, "n": len(seeds), "mean": float(np.mean(a)) if a else math.nan,
-                "diff": st["mean"], "low": st["ci_low"], "high": st["ci_high"], "p": st["t_p"],
-                "p_tost": tost["p"], "share": float(np.median(share)) if share else math.nan}
+        return {"method": label, **_paired({s: r["test_rmse"] for s, r in runs.items()},
+                                           {s: r["test_rmse"] for s, r in base.items()}),
+                "share": float(np.median(share)) if share else math.nan}
 
     out = [{**row("gaba", ref, ref), "diff": math.nan, "p": math.nan, "p_tost": math.nan}]
     out += [row(m, runs, ref) for m, runs in by.items() if m != "gaba"]

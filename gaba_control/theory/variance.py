@@ -27,6 +27,7 @@ gaba_control.theory.iir : time constant, cutoff and the step response.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 from scipy.linalg import toeplitz
@@ -383,15 +384,13 @@ def finite_window_std_reduction(beta: float, n: int, **kwargs) -> float:
     return 1.0 / math.sqrt(sample_variance_ratio(beta, n, **kwargs))
 
 
+@dataclass(frozen=True)
 class PerRunStdReduction:
     """The distribution of one run's ``std(x)/std(y)``: log-normal with ``median`` and
     ``log_sd`` (see :func:`per_run_std_reduction`)."""
 
-    def __init__(self, median: float, log_sd: float):
-        self.median, self.log_sd = float(median), float(log_sd)
-
-    def __repr__(self) -> str:
-        return f"PerRunStdReduction(median={self.median!r}, log_sd={self.log_sd!r})"
+    median: float
+    log_sd: float
 
     def quantile(self, q):
         """The ``q`` quantile(s), ``0 < q < 1``."""
