@@ -149,7 +149,7 @@ def _check_norms(norms) -> np.ndarray:
 
 
 def simulate_settings(norms, settings: Settings, *, plant=None, applied=None,
-                      keep: bool = False) -> GridResult:
+                      reading=None, keep: bool = False) -> GridResult:
     """Run every setting over the recorded ``norms`` ``(T, K)`` (see the module docstring).
 
     Parameters
@@ -162,6 +162,13 @@ def simulate_settings(norms, settings: Settings, *, plant=None, applied=None,
         An identified plant in powers of ``q⁻¹`` (``numerator[0] = 0``), ``K = 2``.
     applied : array (T,), optional
         The recorded run's applied weight of task 1 (needed with ``plant``).
+    reading : array (T, K), optional
+        What the loop's sensor reads, when it is not ``norms`` (an approximate
+        sensor, e.g. ``norms`` times a measured bias): every setting steps on
+        ``reading`` (its validity, its raw weights), while the shares, the task
+        roles and the metrics stay on ``norms``, the exact per-task norms whose
+        balance the loop exists for. With ``plant``, the plant's correction is
+        added to the log ratio of both.
     keep : bool
         Also return every step's weights and the median share (memory ``T·S·K``).
 
@@ -177,8 +184,11 @@ def simulate_settings(norms, settings: Settings, *, plant=None, applied=None,
     n = len(settings)
     if np.any(settings.floor >= 1.0 / k):
         raise ValueError(f"floor must lie in [0, 1/K) = [0, {1 / k:g})")
+    r = g if reading is None else _check_norms(reading)
+    if r.shape != g.shape:
+        raise ValueError(f"reading must have the norms' shape {g.shape}, got {r.shape}")
     if plant is None and not keep:
-        return _replay(g, settings)
+        return _replay(g, settings, r)
     if plant is not None:
         if k != 2:
             raise ValueError("the plant correction needs K = 2 (the identified plant's tasks)")
@@ -209,13 +219,13 @@ def simulate_settings(norms, settings: Settings, *, plant=None, applied=None,
         p_past = np.zeros((size - 1, n))
         log_applied = np.log(applied)
     for t in range(1, steps + 1):
-        row = g[t - 1]
+        row, sensed = g[t - 1], r[t - 1]
         if plant is not None:
             p_now = num[1:] @ u_past - den[1:] @ p_past
-            y = math.log(row[0] / row[1]) + p_now
-            read = np.stack([np.exp(np.minimum(y, 0.0)), np.exp(-np.maximum(y, 0.0))], axis=-1)
+            read = _ratio_row(math.log(sensed[0] / sensed[1]) + p_now)
+            exact = read if r is g else _ratio_row(math.log(row[0] / row[1]) + p_now)
         else:
-            read = row[None, :]
+            read = sensed[None, :]
         valid = formulas.measurement_is_valid(read)[:, None]
         with np.errstate(invalid="ignore", divide="ignore"):
             raw = formulas.raw_weights(read)
@@ -237,7 +247,7 @@ def simulate_settings(norms, settings: Settings, *, plant=None, applied=None,
                            np.where((t > warmup)[:, None],
                                     formulas.floor_renormalise(unsaturated, floor), 1.0 / k),
                            weights)
-        gnow = read if plant is not None else np.broadcast_to(row, (n, k))
+        gnow = exact if plant is not None else np.broadcast_to(row, (n, k))
         with np.errstate(invalid="ignore", divide="ignore"):
             share = formulas.weighted_shares(weights, gnow)[:, small]
         post = (t > warmup) & np.isfinite(share)
@@ -267,6 +277,11 @@ def simulate_settings(norms, settings: Settings, *, plant=None, applied=None,
     return GridResult(settings, small, large, acc["floor"] / count * nan,
                       acc["share"] / count * nan, acc["log_share"] / count * nan, std * nan,
                       mean_lw * nan, median, kept)
+
+
+def _ratio_row(y):
+    """Norms ``(S, 2)`` with log ratio ``y`` ``(S,)``, the larger one 1 (no overflow)."""
+    return np.stack([np.exp(np.minimum(y, 0.0)), np.exp(-np.maximum(y, 0.0))], axis=-1)
 
 
 def trace_loop_quantities(norms, weights, *, floor: float, warmup: int) -> dict:
@@ -326,18 +341,19 @@ def _large_task(g: np.ndarray) -> int:
     return int(np.nanargmax(med))
 
 
-def _replay(g: np.ndarray, settings: Settings) -> GridResult:
+def _replay(g: np.ndarray, settings: Settings, reading: np.ndarray) -> GridResult:
     """Replay without the per-step loop: each group of settings that differ only in the floor
     shares one filter trajectory (:func:`scipy.signal.lfilter` over its refresh steps), the
     floors are applied to it at once; only the clamped (anti-windup) filter, which is not
-    linear, is stepped, all its settings together."""
+    linear, is stepped, all its settings together. The filters read ``reading``, the
+    metrics ``g``."""
     steps, k = g.shape
     n = len(settings)
     small = (_small_task(g), _large_task(g))
     t = np.arange(1, steps + 1)
-    valid = formulas.measurement_is_valid(g)
+    valid = formulas.measurement_is_valid(reading)
     with np.errstate(invalid="ignore", divide="ignore"):
-        raw = {False: formulas.raw_weights(g), True: _inverse(g)}
+        raw = {False: formulas.raw_weights(reading), True: _inverse(reading)}
     out = {name: np.full(n, np.nan) for name in ("floor", "share", "log_share", "logw_std",
                                                  "logw_mean")}
     blocks = [VARIANT_BLOCKS[v] for v in settings.variant.tolist()]

@@ -186,11 +186,11 @@ def test_an_interrupted_run_resumes_bit_identically(tmp_path, monkeypatch, metho
     calls = {"n": 0}
     per_step = 2 if method == "famo" else 1  # FAMO reads the batch again after the step
 
-    def dies_mid_epoch_two(*args):
+    def dies_mid_epoch_two(*args, **kwargs):
         calls["n"] += 1
         if calls["n"] == per_step * (steps_per_epoch + 2) + 1:  # the third step of epoch two
             raise KeyboardInterrupt("killed")
-        return real(*args)
+        return real(*args, **kwargs)
 
     steps_per_epoch = reference["num_steps"] // 3
     monkeypatch.setattr(train_module, "_step_losses", dies_mid_epoch_two)
@@ -216,3 +216,35 @@ def test_resume_refuses_another_configuration(tmp_path):
     (tmp_path / "r" / "checkpoint.pt").write_bytes(b"garbage")
     with pytest.raises(ValueError, match="not a readable training checkpoint"):
         train(_resume_config(tmp_path, "r", resume=True), data=tiny_data())
+
+
+@pytest.mark.parametrize("method", ["gaba", "gaba_log_ema"])
+def test_the_run_reads_the_chosen_sensor(tmp_path, method):
+    """``--sensor``: the loop hands the module what its sensor needs. Step 1 is the same
+    model on the same batch for every sensor, so the losses agree, and the last shared
+    layer's norms, a subset of the shared parameters, can only be smaller than the exact
+    ones; the representation's norms are another quantity altogether."""
+    traces, runs = {}, {}
+    for sensor in ("exact", "last_layer", "representation"):
+        config = _resume_config(tmp_path, f"{method}-{sensor}", method,
+                                options={"sensor": sensor})
+        runs[sensor] = train(config, data=tiny_data())
+        traces[sensor] = load_trace(tmp_path / f"{method}-{sensor}" / "trace.npz")
+    first = {s: t.grad_norms[0] for s, t in traces.items()}
+    for sensor in ("last_layer", "representation"):
+        assert np.array_equal(traces[sensor].losses[0], traces["exact"].losses[0])
+        assert not np.allclose(first[sensor], first["exact"])
+        assert runs[sensor]["weight_source"]["sensor"] == sensor
+    assert np.all(first["last_layer"] <= first["exact"] * (1 + 1e-6))
+    assert np.all(np.isfinite(traces["representation"].grad_norms))
+
+
+def test_the_default_sensor_leaves_the_cache_key_alone(tmp_path):
+    from analysis.compare import plan_jobs
+
+    def key(options):
+        (job,) = plan_jobs(["FD001"], ["gaba"], [0], cache=tmp_path, base={"epochs": 1},
+                           options={"gaba": options})
+        return job.key
+
+    assert key({"sensor": "exact"}) == key({}) != key({"sensor": "last_layer"})

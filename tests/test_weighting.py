@@ -97,7 +97,7 @@ def test_gaba_is_the_closed_loop_and_its_twin_is_the_controller():
     assert module.refresh_every == 1
     decimated = get_method("gaba")(CONTROLLER, refresh_every=4)
     assert decimated.module(10).refresh_every == 4
-    assert decimated.summary() == {"method": "gaba", "refresh_every": 4}
+    assert decimated.summary() == {"method": "gaba", "refresh_every": 4, "sensor": "exact"}
 
 
 def test_excitation_trajectory():

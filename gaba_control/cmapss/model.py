@@ -86,7 +86,16 @@ class MultiTaskCNN(nn.Module):
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
         """Windows ``(N, channels, window)`` → (RUL ``(N,)``, health logits ``(N, classes)``
         [, next-cycle sensors ``(N, channels)``])."""
-        features = self.backbone(x)
+        return self.heads(self.backbone(x))
+
+    @property
+    def last_shared_layer(self) -> nn.Linear:
+        """The backbone's last layer with parameters (what ``sensor="last_layer"`` reads)."""
+        return self.backbone[5]
+
+    def heads(self, features: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """The task heads on the shared representation ``features = backbone(x)``
+        (``sensor="representation"`` reads the task gradients with respect to it)."""
         out = (self.rul_head(features).squeeze(-1), self.health_head(features))
         if self.next_head is not None:
             out = (*out, self.next_head(features))

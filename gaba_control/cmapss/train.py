@@ -16,6 +16,10 @@ applied for every method. ``gaba-control train --help`` lists the methods and
 their options (``--weights`` for ``fixed``, ``--schedule-ratio`` /
 ``--schedule-from`` for ``schedule``, ``--replay-trace`` for ``replay``,
 ``--operating-point`` / ``--amplitude`` / … for the excitations).
+``--sensor last_layer|representation`` (``gaba`` and the loop variants) reads
+the norms on the backbone's last layer or on its output instead of on every
+shared parameter; the loop hands the module what its ``sensor`` differentiates
+with respect to (the only sensor-specific code here).
 
 Loss units
 ----------
@@ -303,8 +307,26 @@ def _seed_everything(seed: int) -> np.random.Generator:
     return np.random.default_rng(seed)
 
 
-def _step_losses(model, x, rul, health, rul_scale, next_cycle=None):
-    out = model(x)
+def _sensor_inputs(sensor: str, model, features) -> dict:
+    """What a graph sensor of :class:`~gaba_control.nn.GABALoss` differentiates with respect
+    to: the last shared layer's parameters, or the shared representation itself."""
+    if sensor == "last_layer":
+        return {"sensor_params": model.last_shared_layer.parameters()}
+    if sensor == "representation":
+        return {"representation": features}
+    return {}
+
+
+def _step_losses(model, x, rul, health, rul_scale, next_cycle=None, *, features=False):
+    """The task losses of a batch (and the shared representation with ``features=True``)."""
+    z = model.backbone(x)
+    out = model.heads(z)
+    if features:
+        return _task_losses(out, rul, health, rul_scale, next_cycle), z
+    return _task_losses(out, rul, health, rul_scale, next_cycle)
+
+
+def _task_losses(out, rul, health, rul_scale, next_cycle):
     l_rul = nn.functional.mse_loss(out[0], rul / rul_scale)
     l_health = nn.functional.cross_entropy(out[1], health)
     if next_cycle is None:
@@ -425,15 +447,17 @@ def _train(config: TrainConfig, data: CMAPSSData | None) -> dict:
         order = torch.from_numpy(rng.permutation(n_train))
         for b in range(batches_per_epoch):
             index = order[b * config.batch_size : (b + 1) * config.batch_size]
-            losses = _step_losses(
+            losses, features = _step_losses(
                 model,
                 data.x_train[index],
                 data.rul_train[index],
                 data.health_train[index],
                 config.rul_scale,
                 data.next_train[index] if aux else None,
+                features=True,
             )
-            loss = weighting(losses, model.parameters(), model.backbone.parameters())
+            loss = weighting(losses, model.parameters(), model.backbone.parameters(),
+                             **_sensor_inputs(weighting.sensor, model, features))
             step += 1
             telemetry = weighting.telemetry()
             recorder.record(

@@ -144,7 +144,7 @@ class GABALoss(nn.Module):
         --bias-steps 600``: C-MAPSS FD001, MultiTaskCNN, GABA defaults, trained
         with the exact sensor): the RUL/health norm ratio read by
         ``last_layer`` is 0.12× the exact one and by ``representation``
-        0.18× (medians over the steps), so their raw ``λ_RUL`` is ~9× and
+        0.17× (medians over the steps), so their raw ``λ_RUL`` is ~9× and
         ~6× too large; ``λ*`` differed by at most 0.019 and 0.007 there only
         because the floor ``λ_min`` dominates both.
     refresh_every : int

@@ -308,8 +308,8 @@ def _neutral(like: np.ndarray) -> Measurement:
 class LawLoss(GABALoss):
     """A :class:`GABALoss` whose applied weights come from a :class:`Law`; GABA runs alongside.
 
-    The loop measures the per-task gradients exactly as GABALoss does (exact
-    sensor, every step), advances GABA's state (its ``λ*`` stays in the
+    The loop measures the per-task gradients as GABALoss does (its ``sensor``,
+    exact by default, every step), advances GABA's state (its ``λ*`` stays in the
     telemetry) and hands the measurement to the law, whose weights form the
     loss and the delivered gradient ``Σ_i w_i ∇L_i`` (recorded as
     ``applied_weights``). The law's state lives in buffers ``law_<name>``
@@ -321,7 +321,8 @@ class LawLoss(GABALoss):
     law : Law
     **gaba_kwargs
         Passed to :class:`GABALoss` (``beta``, ``warmup``, ``lambda_min``,
-        ``nonfinite``, ``refresh_every``); the sensor is exact, no accumulation.
+        ``nonfinite``, ``refresh_every``, ``sensor``); no accumulation, and the
+        exact sensor for a law that reads the Gramian.
         ``refresh_every = N > 1`` needs a law with :attr:`Law.refreshes` (the
         GABA-family loop laws): the law steps on GABA's refresh steps only and
         holds (:meth:`Law.hold`) with its last weights in between.
@@ -333,9 +334,12 @@ class LawLoss(GABALoss):
         if not law.refreshes and gaba_kwargs.get("refresh_every", 1) != 1:
             raise ValueError(f"{type(law).__name__} steps every step: refresh_every must be 1, "
                              f"got {gaba_kwargs['refresh_every']!r}")
-        for name, needed in (("sensor", "exact"), ("accumulation_steps", 1)):
+        # the Gramian is formed from the exact sensor's per-task gradients
+        needs = {"accumulation_steps": 1, **({"sensor": "exact"} if law.measures == "gramian"
+                                             else {})}
+        for name, needed in needs.items():
             if gaba_kwargs.get(name, needed) != needed:
-                raise ValueError(f"a law's module needs {name}={needed!r}, got "
+                raise ValueError(f"{type(law).__name__}'s module needs {name}={needed!r}, got "
                                  f"{gaba_kwargs[name]!r}")
         super().__init__(law.num_tasks, **gaba_kwargs)
         self.law = law

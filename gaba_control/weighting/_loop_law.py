@@ -42,7 +42,7 @@ from gaba_control._validation import check_beta, check_positive_int, check_warmu
 from gaba_control.formulas import array_namespace, decimated_beta
 
 from ._base import Option, WeightingMethod
-from ._gaba import REFRESH_EVERY
+from ._gaba import REFRESH_EVERY, SENSOR, canonical_sensor, check_sensor
 from ._law import Law, LawLoss, LawMethod, Measurement, check_real, column, full, law_weights
 
 __all__ = ["FLOOR_FRACTION", "OPEN_LOOP_RATIO", "LoopLaw", "LoopVariant", "open_loop_reading"]
@@ -171,7 +171,8 @@ class LoopVariant(LawMethod, WeightingMethod):
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
-        cls.options = (*cls.variant_options, FLOOR_FRACTION, OPEN_LOOP_RATIO, REFRESH_EVERY)
+        cls.options = (*cls.variant_options, FLOOR_FRACTION, OPEN_LOOP_RATIO, REFRESH_EVERY,
+                       SENSOR)
 
     @property
     def closed_loop(self) -> bool:  # type: ignore[override]
@@ -202,11 +203,17 @@ class LoopVariant(LawMethod, WeightingMethod):
         return self.law_class(self.num_tasks, beta=beta, warmup=c["warmup"],
                               floor=self.floor(), **self.law_kwargs())
 
+    @property
+    def sensor(self) -> str:
+        return check_sensor(self.settings.get("sensor"))
+
     def check(self) -> None:
         super().check()
-        if self.refresh_every > 1 and not self.closed_loop:
-            raise ValueError("--refresh-every applies to the closed loop; an open-loop "
-                             "schedule (--open-loop-ratio) measures nothing")
+        for name, given in (("--refresh-every", self.refresh_every > 1),
+                            ("--sensor", self.sensor != "exact")):
+            if given and not self.closed_loop:
+                raise ValueError(f"{name} applies to the closed loop; an open-loop "
+                                 "schedule (--open-loop-ratio) measures nothing")
         ratio = self.settings.get("open_loop_ratio")
         if ratio is not None:
             open_loop_reading(ratio, self.num_tasks)
@@ -217,7 +224,7 @@ class LoopVariant(LawMethod, WeightingMethod):
         ratio = options.get("open_loop_ratio")
         if isinstance(ratio, (list, tuple)) and len(ratio) == 1:
             options["open_loop_ratio"] = ratio[0]  # one R: the cache key of a plain number
-        return options, {}
+        return canonical_sensor(options), {}
 
     def trajectory(self, num_steps: int) -> np.ndarray | None:
         ratio = self.settings.get("open_loop_ratio")
@@ -230,13 +237,14 @@ class LoopVariant(LawMethod, WeightingMethod):
         if self.closed_loop:
             kwargs = {k: self.controller[k] for k in ("beta", "warmup", "lambda_min")}
             return LawLoss(self.law(steps_per_epoch=steps_per_epoch),
-                           refresh_every=self.refresh_every, **kwargs)
+                           refresh_every=self.refresh_every, sensor=self.sensor, **kwargs)
         return WeightingMethod.module(self, num_steps, steps_per_epoch=steps_per_epoch)
 
     def summary(self, source=None) -> dict:
         out = super().summary(source)
         out["open_loop_ratio"] = self.settings.get("open_loop_ratio")
         out["refresh_every"] = self.refresh_every
+        out["sensor"] = self.sensor
         if source is not None:
             out["final_weights"] = source.table[-1].tolist()
         return out
