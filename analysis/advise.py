@@ -2,8 +2,9 @@
 
 Usage: ``gaba-control advise --trace RUN/trace.npz [--out DIR] [grid options]``.
 
-For every candidate setting (variant × β × floor × W × refresh interval; see
-:mod:`gaba_control.design`) it predicts, from the recorded per-task norms:
+For every candidate setting (variant × β × floor × W × refresh interval ×
+sensor; see :mod:`gaba_control.design`) it predicts, from the recorded per-task
+norms:
 
 * **replay** (open loop, all candidates at once): the floor-active fraction,
   the smallest-norm task's weighted share (geometric mean over the
@@ -12,7 +13,16 @@ For every candidate setting (variant × β × floor × W × refresh interval; se
   95 % of a step, ``⌈log 0.05 / log β^N⌉``, times ``N`` steps) and the cost of a
   step relative to an equal-weights step, ``(c + N − 1)/N`` with ``c`` the
   exact sensor's measured ratio (``benchmarks/results/bench_sensors-cpu.md``;
-  the held steps cost one plain backward);
+  the held steps cost one plain backward); for an approximate sensor ``c`` is
+  its own row of that table;
+* **the sensor** (``--sensors``, default ``exact``; ``K = 2``): an approximate
+  sensor (``last_layer``, ``representation``) reads the ratio ``g_0/g_1``
+  times its measured bias ``b`` (median over a real FD001 run,
+  ``benchmarks/results/bench_sensors-bias.md``, or ``--sensor-bias NAME=b``
+  for another network); the loop is replayed on that reading while the shares
+  are judged on the recorded exact norms (``simulate_settings(reading=)``).
+  The bias is a constant-factor model, measured on the C-MAPSS CNN under the
+  exact sensor: the prediction assumes it carries over;
 * **plant-corrected** (the shortlist, ``K = 2``, when an identified plant of
   the trace's subset is committed): the same quantities with each setting's
   reading corrected by the identified plant's answer to its weights; a
@@ -39,7 +49,8 @@ import numpy as np
 
 from ._common import new_figure, results_dir, save_figure
 
-__all__ = ["Advice", "advise", "candidate_grid", "exact_sensor_cost"]
+__all__ = ["Advice", "advise", "candidate_grid", "exact_sensor_cost", "sensor_bias",
+           "sensor_cost"]
 
 DEFAULTS = {"variant": ("gaba", "gaba_antiwindup", "gaba_inverse", "gaba_log_ema",
                         "gaba_integral"),
@@ -49,6 +60,8 @@ DEFAULTS = {"variant": ("gaba", "gaba_antiwindup", "gaba_inverse", "gaba_log_ema
             "refresh": (1, 2, 5, 10, 20, 50)}
 #: GABA's published setting, the reference every recommendation is compared with
 PAPER = ("gaba", 0.99, 0.05, 100, 1)
+#: the sensors a candidate may use (``naive`` reads the exact norms at a higher cost)
+SENSORS = ("exact", "last_layer", "representation")
 DISAGREE_SHARE = math.log(1.25)  # |log share_plant − log share_replay| beyond 25 %
 DISAGREE_FLOOR = 0.1
 NEAR_TIE = math.log(1.05)  # shares within 5 % of the best count as tied
@@ -57,22 +70,73 @@ SETTLED = 0.05
 MAX_STEPS = 2**40
 
 
-def exact_sensor_cost(path: Path | None = None) -> float:
-    """The exact sensor's step time over an equal-weights step, K = 2, C-MAPSS CNN.
+def _bench_table(name: str) -> Path:
+    return results_dir().parent / "benchmarks" / "results" / name
 
-    Read from the committed benchmark table (first table, ``exact`` row,
+
+def sensor_cost(sensor: str, path: Path | None = None) -> float:
+    """A sensor's step time over an equal-weights step, K = 2, C-MAPSS CNN.
+
+    Read from the committed benchmark table (first table, the sensor's row,
     ``× equal``); ``NaN`` if it is not there.
     """
-    path = Path(path) if path else (results_dir().parent / "benchmarks" / "results"
-                                    / "bench_sensors-cpu.md")
+    path = Path(path) if path else _bench_table("bench_sensors-cpu.md")
     if not path.is_file():
         return math.nan
+    pattern = (r"\|\s*cmapss\s*\|\s*2\s*\|\s*" + re.escape(sensor)
+               + r"\s*\|[^|]*\|[^|]*\|\s*([0-9.]+)\s*\|")
     for line in path.read_text().splitlines():
-        m = re.match(r"\|\s*cmapss\s*\|\s*2\s*\|\s*exact\s*\|[^|]*\|[^|]*\|\s*([0-9.]+)\s*\|",
-                     line)
+        m = re.match(pattern, line)
         if m:
             return float(m.group(1))
     return math.nan
+
+
+def exact_sensor_cost(path: Path | None = None) -> float:
+    """:func:`sensor_cost` of the exact sensor."""
+    return sensor_cost("exact", path)
+
+
+def sensor_bias(sensor: str, path: Path | None = None) -> float:
+    """An approximate sensor's measured bias: the median ratio ``g_0/g_1`` it reads over the
+    exact one (``benchmarks/results/bench_sensors-bias.md``); 1 for ``exact``, ``NaN`` if
+    the table lacks the sensor."""
+    if sensor == "exact":
+        return 1.0
+    path = Path(path) if path else _bench_table("bench_sensors-bias.md")
+    if not path.is_file():
+        return math.nan
+    for line in path.read_text().splitlines():
+        m = re.match(re.escape(sensor) + r":.*median ratio to exact's ([0-9.eE+-]+)", line)
+        if m:
+            return float(m.group(1))
+    return math.nan
+
+
+def _check_sensors(sensors, biases, num_tasks: int) -> dict[str, float]:
+    """``sensor → bias`` of the candidate sensors; ``ValueError`` naming the flag."""
+    sensors = tuple(sensors or ("exact",))
+    bad = [s for s in sensors if s not in SENSORS]
+    if bad or len(set(sensors)) != len(sensors):
+        raise ValueError(f"--sensors must be distinct names of {SENSORS}, got {list(sensors)}")
+    # the published setting's sensor is always a candidate: it is the reference
+    sensors = ("exact", *(name for name in sensors if name != "exact"))
+    biases = dict(biases or {})
+    unknown = sorted(set(biases) - set(sensors) | {"exact"} & set(biases))
+    if unknown:
+        raise ValueError(f"--sensor-bias names approximate sensors of --sensors only, got "
+                         f"{unknown}")
+    out = {}
+    for s in sensors:
+        b = biases.get(s, sensor_bias(s))
+        if s != "exact" and num_tasks != 2:
+            raise ValueError(f"--sensors {s}: an approximate sensor's bias is a ratio of two "
+                             f"tasks' norms; this trace has K = {num_tasks}")
+        if not (isinstance(b, (int, float)) and math.isfinite(b) and b > 0):
+            raise ValueError(f"--sensor-bias {s} must be a finite number > 0 (none is "
+                             f"committed for it), got {b!r}")
+        out[s] = float(b)
+    return out
 
 
 def candidate_grid(num_tasks: int, **given):
@@ -107,15 +171,22 @@ class Advice:
     #: the lowest-ranked setting other than the recommended and the published one
     lowest: dict | None = None
 
+    def sensors(self) -> list[tuple[str, float]]:
+        """The candidate sensors with the bias each was replayed with."""
+        return list(dict.fromkeys((r.get("sensor", "exact"), r.get("sensor_bias", 1.0))
+                                  for r in self.rows))
+
     def table(self, rows=None, limit: int = 12) -> str:
         rows = self.rows[:limit] if rows is None else rows
-        head = ("| rank | variant | β | floor | W | N | share (replay) | share (plant) | "
-                "floor-active | std log λ | settling (steps) | cost × equal | note |")
-        lines = [head, "|" + "---|" * 13]
+        head = ("| rank | variant | β | floor | W | N | sensor | share (replay) | "
+                "share (plant) | floor-active | std log λ | settling (steps) | cost × equal | "
+                "note |")
+        lines = [head, "|" + "---|" * 14]
         for r in rows:
             lines.append(
                 f"| {r['rank']} | {r['variant']} | {r['beta']:g} | {r['floor']:g} | "
-                f"{r['warmup']} | {r['refresh']} | {r['share_replay']:.3f} | "
+                f"{r['warmup']} | {r['refresh']} | {r.get('sensor', 'exact')} | "
+                f"{r['share_replay']:.3f} | "
                 f"{_fmt(r.get('share_plant'))} | {r['floor_replay']:.2f} | "
                 f"{r['noise_replay']:.2f} | {r['settling']} | {_fmt(r['cost'], 2)} | "
                 f"{r.get('note', '')} |")
@@ -128,7 +199,10 @@ class Advice:
             f"{len(self.rows)} candidate settings, K = {self.num_tasks}; plant: {self.plant}. "
             "Shares: the smallest-norm task's weighted share, geometric mean over the "
             "post-warmup steps (aim 1/K = "
-            f"{1 / self.num_tasks:.3g}); std log λ: of that task's weight, same window.",
+            f"{1 / self.num_tasks:.3g}); std log λ: of that task's weight, same window. "
+            "Sensors: " + ", ".join(f"{name} (bias {b:.3g})" for name, b in self.sensors())
+            + "; an approximate sensor's loop is replayed on the recorded norms with task "
+            "0's scaled by its bias, its share judged on the exact norms.",
             "## Recommendation\n\n" + self.table([rec]) + "\n\n"
             + "\n".join(f"- {r}" for r in self.reasons),
             "## GABA's published setting\n\n" + self.table([ref]),
@@ -146,6 +220,7 @@ class Advice:
         for variant in dict.fromkeys(r["variant"] for r in self.rows):
             pts = sorted((r["floor"], r["share_replay"]) for r in self.rows
                          if r["variant"] == variant and r["beta"] == rec["beta"]
+                         and r.get("sensor") == rec.get("sensor")
                          and r["warmup"] == rec["warmup"] and r["refresh"] == rec["refresh"])
             if pts:
                 x, y = zip(*pts, strict=True)
@@ -155,7 +230,8 @@ class Advice:
         axes[0].set_yscale("log")
         axes[0].set_xlabel("floor (0 drawn at 1e-4)")
         axes[0].set_ylabel("smallest task's weighted share (replay)")
-        axes[0].set_title(f"β = {rec['beta']:g}, W = {rec['warmup']}, N = {rec['refresh']}")
+        axes[0].set_title(f"β = {rec['beta']:g}, W = {rec['warmup']}, N = {rec['refresh']}, "
+                          f"{rec.get('sensor', 'exact')} sensor", fontsize=8)
         axes[0].legend(fontsize=6)
         share = np.array([r["share_replay"] for r in self.rows])
         noise = np.array([r["noise_replay"] for r in self.rows])
@@ -212,8 +288,10 @@ def _plant_for(subset: str, weight: float, results: Path):
 
 
 def advise(trace, *, noise_max: float = 0.5, cost_max: float = 1.3, shortlist: int = 20,
-           plant: bool = True, results: Path | None = None, **grid) -> Advice:
-    """Predict every candidate of :func:`candidate_grid` on ``trace`` and recommend one."""
+           plant: bool = True, results: Path | None = None, sensors=None,
+           sensor_biases: dict | None = None, **grid) -> Advice:
+    """Predict every candidate of :func:`candidate_grid` × ``sensors`` on ``trace`` and
+    recommend one (``sensor_biases``: ``name → b`` instead of the committed bias)."""
     from gaba_control.design import Settings, simulate_settings
 
     for name, value in (("noise_max", noise_max), ("cost_max", cost_max)):
@@ -228,23 +306,28 @@ def advise(trace, *, noise_max: float = 0.5, cost_max: float = 1.3, shortlist: i
     if not np.any(np.all(np.isfinite(norms), axis=1)):
         raise ValueError("the trace holds no finite norms to predict from")
     settings = candidate_grid(k, **grid)
+    biases = _check_sensors(sensors, sensor_biases, k)
     paper = Settings.of([PAPER]) if PAPER[2] < 1 / k else None
     if paper is not None:
         settings = Settings(*(np.concatenate([getattr(settings, f), getattr(paper, f)])
                               for f in ("variant", "beta", "floor", "warmup", "refresh")))
-    replay = simulate_settings(norms, settings)
-    c_exact = exact_sensor_cost() if k == 2 else math.nan
     rows = []
-    for i in range(len(settings)):
-        s = settings.row(i)
-        cost = (c_exact + s["refresh"] - 1) / s["refresh"]
-        share = math.exp(replay.share_log_mean[i])
-        rows.append({**s, "share_replay": share, "floor_replay": float(replay.floor_fraction[i]),
-                     "noise_replay": float(replay.log_weight_std[i]),
-                     "weight_small": math.exp(replay.log_weight_mean[i]),
-                     "settling": _settling(s["beta"], s["refresh"], s["warmup"]),
-                     "cost": cost, "share_plant": None, "floor_plant": None,
-                     "noise_plant": None, "note": ""})
+    # the exact sensor last: the published setting (exact) stays the last row
+    for sensor in sorted(biases, key=lambda name: name == "exact"):
+        replay = simulate_settings(norms, settings, reading=_reading(norms, biases[sensor]))
+        c_sensor = sensor_cost(sensor) if k == 2 else math.nan
+        for i in range(len(settings)):
+            s = settings.row(i)
+            share = math.exp(replay.share_log_mean[i])
+            rows.append({**s, "sensor": sensor, "sensor_bias": biases[sensor],
+                         "share_replay": share,
+                         "floor_replay": float(replay.floor_fraction[i]),
+                         "noise_replay": float(replay.log_weight_std[i]),
+                         "weight_small": math.exp(replay.log_weight_mean[i]),
+                         "settling": _settling(s["beta"], s["refresh"], s["warmup"]),
+                         "cost": (c_sensor + s["refresh"] - 1) / s["refresh"],
+                         "share_plant": None, "floor_plant": None, "noise_plant": None,
+                         "note": ""})
     for r in rows:
         r["feasible"] = bool(r["noise_replay"] <= noise_max
                              and (not math.isfinite(r["cost"]) or r["cost"] <= cost_max))
@@ -275,7 +358,14 @@ def advise(trace, *, noise_max: float = 0.5, cost_max: float = 1.3, shortlist: i
 
 
 def _setting(row: dict) -> tuple:
-    return tuple(row[f] for f in ("variant", "beta", "floor", "warmup", "refresh"))
+    return tuple(row[f] for f in ("variant", "beta", "floor", "warmup", "refresh", "sensor"))
+
+
+def _reading(norms: np.ndarray, bias: float) -> np.ndarray | None:
+    """What a sensor of bias ``b`` reads: task 0's norm times ``b`` (``None``: the norms)."""
+    if bias == 1.0:
+        return None
+    return norms * np.r_[bias, np.ones(norms.shape[1] - 1)]
 
 
 def _key(row: dict, share_field: str, k: int):
@@ -301,12 +391,13 @@ def _plant_check(rows, indices, trace, norms, results: Path) -> str | None:
         p = _plant_for(trace.subset, w1, results)
         if p is None:
             return None
-        groups.setdefault(p.lam0, (p, []))[1].append(i)
-    for p, idx in groups.values():
+        groups.setdefault((p.lam0, rows[i]["sensor_bias"]), (p, []))[1].append(i)
+    for (_, bias), (p, idx) in groups.items():
         labels.add(f"{p.subset} λ₀ = {p.lam0:g} (DC gain {p.dc_gain:.2f})")
         sub = Settings.of([tuple(rows[i][f] for f in ("variant", "beta", "floor", "warmup",
                                                          "refresh")) for i in idx])
-        r = simulate_settings(norms, sub, plant=(p.numerator, p.denominator), applied=applied)
+        r = simulate_settings(norms, sub, plant=(p.numerator, p.denominator), applied=applied,
+                              reading=_reading(norms, bias))
         for j, i in enumerate(idx):
             row = rows[i]
             row["share_plant"] = math.exp(r.share_log_mean[j])
@@ -333,6 +424,10 @@ def _reasons(rec: dict, ref: dict, k: int, noise_max: float, cost_max: float) ->
            f"W = {ref['warmup']}, N = {ref['refresh']})",
            f"its floor binds on {100 * rec['floor_replay']:.0f} % of the post-warmup steps "
            f"(published setting: {100 * ref['floor_replay']:.0f} %)",
+           f"it reads the {rec.get('sensor', 'exact')} sensor"
+           + ("" if rec.get("sensor", "exact") == "exact" else
+              f" (replayed with its measured bias {rec['sensor_bias']:.3g}: an assumption "
+              "to check with a run)"),
            f"weight noise std log λ = {rec['noise_replay']:.2f} (limit {noise_max:g}); "
            f"settles in {rec['settling']} steps; a step costs "
            f"{_fmt(rec['cost'], 2)}× an equal-weights step (limit {cost_max:g})"]
@@ -356,6 +451,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument("--warmups", nargs="+", type=int, default=None)
     parser.add_argument("--refresh", nargs="+", type=int, default=None,
                         help="refresh intervals N (measure every N steps)")
+    parser.add_argument("--sensors", nargs="+", default=None, metavar="NAME",
+                        help=f"sensors to consider, of {' '.join(SENSORS)} (default exact; "
+                        "the approximate ones need K = 2)")
+    parser.add_argument("--sensor-bias", nargs="+", default=None, metavar="NAME=B",
+                        help="an approximate sensor's bias (ratio g_0/g_1 it reads over the "
+                        "exact one) for your network, instead of the C-MAPSS CNN's measured one")
     parser.add_argument("--noise-max", type=float, default=0.5,
                         help="largest std of log λ of the smallest task (default 0.5)")
     parser.add_argument("--cost-max", type=float, default=1.3,
@@ -384,6 +485,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     return parser
 
 
+def _parse_biases(items) -> dict[str, float] | None:
+    """``NAME=B`` pairs of ``--sensor-bias``; ``ValueError`` naming the flag."""
+    if not items:
+        return None
+    out = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        try:
+            out[name] = float(value) if sep else math.nan
+        except ValueError:
+            out[name] = math.nan
+        if not sep or not math.isfinite(out[name]):
+            raise ValueError(f"--sensor-bias takes NAME=B with B a number, got {item!r}")
+    return out
+
+
 def run_from_args(args: argparse.Namespace) -> int:
     from gaba_control.trace import load_trace
 
@@ -393,6 +510,7 @@ def run_from_args(args: argparse.Namespace) -> int:
         trace = load_trace(args.trace)
         advice = advise(trace, noise_max=args.noise_max, cost_max=args.cost_max,
                         shortlist=args.shortlist, plant=not args.no_plant,
+                        sensors=args.sensors, sensor_biases=_parse_biases(args.sensor_bias),
                         variant=args.variants, beta=args.betas, floor=args.floors,
                         warmup=args.warmups, refresh=args.refresh)
         advice.write(args.out)

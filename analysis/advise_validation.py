@@ -23,7 +23,10 @@ the paired test-RMSE differences against the published setting (95 % CI, Holm
 over the two comparisons, TOST at ±1 cycle).
 
 The prediction is made from one run, so for the published setting that run's
-seed is in-sample; every other (setting, seed) pair is out of sample.
+seed is in-sample; every other (setting, seed) pair is out of sample. A setting
+with an approximate sensor is trained with it (``--sensor``); its trace holds
+that sensor's reading, not the exact norms, so its share is not measured (the
+floor fraction and the noise, of the applied weights alone, are).
 """
 
 from __future__ import annotations
@@ -68,9 +71,9 @@ def setting_job(cache: Path, subset: str, seed: int, row: dict, base: dict, num_
 
     β, the floor (as ``λ_min``) and ``W`` are the controller's; ``N`` is the
     ``--refresh-every`` option, left out at 1 so that the published setting is the
-    comparisons' own GABA run (one cache entry). A variant whose floor is a
-    fraction of ``1/K`` by default (``gaba_relative_floor``) gets it as
-    ``--floor-fraction``.
+    comparisons' own GABA run (one cache entry); an approximate sensor is
+    ``--sensor``. A variant whose floor is a fraction of ``1/K`` by default
+    (``gaba_relative_floor``) gets it as ``--floor-fraction``.
     """
     from gaba_control.weighting import get_method
 
@@ -79,6 +82,8 @@ def setting_job(cache: Path, subset: str, seed: int, row: dict, base: dict, num_
     config = {**base, "beta": float(row["beta"]), "lambda_min": float(row["floor"]),
               "warmup": int(row["warmup"])}
     options = {} if int(row["refresh"]) == 1 else {"refresh_every": int(row["refresh"])}
+    if row.get("sensor", "exact") != "exact":
+        options["sensor"] = row["sensor"]
     if getattr(get_method(row["variant"]), "default_floor_fraction", None) is not None:
         options["floor_fraction"] = float(row["floor"]) * num_tasks
     return make_job(cache, subset, row["variant"], seed, config, options)
@@ -100,6 +105,10 @@ def measured_row(metrics: dict, directory: Path, row: dict) -> dict:
         q = trace_loop_quantities(trace.grad_norms, trace.applied_weights,
                                   floor=float(row["floor"]), warmup=int(row["warmup"]))
         out.update({name: q[name] for name in QUANTITIES}, steps=q["steps"])
+        if row.get("sensor", "exact") != "exact":
+            # the trace holds the sensor's reading, not the exact norms the share is of;
+            # the floor fraction and the noise are of the applied weights alone
+            out["share"] = None
     return out
 
 
@@ -359,7 +368,7 @@ def advice_validation_response(directory: Path) -> AdviceValidation:
 
 
 _INTS = ("rank", "warmup", "refresh", "seed", "steps", "settling")
-_TEXT = ("role", "variant", "subset", "method", "status", "note")
+_TEXT = ("role", "variant", "subset", "method", "status", "note", "sensor")
 
 
 def _read_rows(path: Path) -> list[dict]:

@@ -71,3 +71,49 @@ def test_cli_refuses_step_counts_beyond_the_range(tmp_path, flag, value):
                           "--out", str(tmp_path / "o"), "--no-plant", flag, value],
                          capture_output=True, text=True)
     assert run.returncode == 2 and flag in run.stderr and "Traceback" not in run.stderr
+
+
+def test_an_approximate_sensor_is_replayed_on_its_biased_reading():
+    """The sensor dimension: an approximate sensor's rows are the engine on the norms with
+    task 0's scaled by the committed bias, the shares judged on the exact norms; its cost
+    is its own benchmark row; the published setting stays the exact-sensor reference."""
+    trace = load_trace(TRACE)
+    bias = advise.sensor_bias("representation")
+    if not np.isfinite(bias):
+        pytest.skip("no committed sensor-bias table")
+    grid = {"beta": (0.95, 0.99), "warmup": (100,), "refresh": (1,), "floor": (0.001, 0.05),
+            "variant": ("gaba", "gaba_inverse")}
+    advice = advise.advise(trace, plant=False, sensors=["representation"], **grid)
+    assert {r["sensor"] for r in advice.rows} == {"exact", "representation"}
+    assert advice.reference["sensor"] == "exact"
+    s = Settings.of([("gaba_inverse", 0.99, 0.001, 100, 1)])
+    want = simulate_settings(trace.grad_norms, s, reading=trace.grad_norms * [bias, 1.0])
+    (row,) = [r for r in advice.rows if r["sensor"] == "representation"
+              and (r["variant"], r["beta"], r["floor"]) == ("gaba_inverse", 0.99, 0.001)]
+    assert row["share_replay"] == pytest.approx(float(np.exp(want.share_log_mean[0])))
+    assert row["cost"] == pytest.approx(advise.sensor_cost("representation"))
+    # reading task 0 (RUL, the large norm) too small gives it too much weight: the small
+    # task's true share falls below the exact sensor's for the same setting
+    (exact,) = [r for r in advice.rows if r["sensor"] == "exact"
+                and (r["variant"], r["beta"], r["floor"]) == ("gaba_inverse", 0.99, 0.001)]
+    assert row["share_replay"] < exact["share_replay"]
+    # a user's own bias replaces the committed one
+    own = advise.advise(trace, plant=False, sensors=["representation"],
+                        sensor_biases={"representation": 1.0}, **grid)
+    (same,) = [r for r in own.rows if r["sensor"] == "representation"
+               and (r["variant"], r["beta"], r["floor"]) == ("gaba_inverse", 0.99, 0.001)]
+    assert same["share_replay"] == pytest.approx(exact["share_replay"])
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--sensors", "nope"], "--sensors"),
+    (["--sensors", "representation", "--sensor-bias", "representation=-1"], "--sensor-bias"),
+    (["--sensors", "representation", "--sensor-bias", "representation"], "--sensor-bias"),
+    (["--sensor-bias", "last_layer=0.3"], "--sensor-bias"),
+])
+def test_cli_refuses_bad_sensors_with_a_message(tmp_path, args, message):
+    run = subprocess.run([sys.executable, "-m", "analysis.cli", "advise", "--trace", str(TRACE),
+                          "--out", str(tmp_path / "o"), "--no-plant", *args],
+                         capture_output=True, text=True)
+    assert run.returncode == 2, run.stderr
+    assert message in run.stderr and "Traceback" not in run.stderr
