@@ -87,11 +87,11 @@ def test_three_task_run_resumes_bit_identically(tmp_path, monkeypatch):
     calls = {"n": 0}
     steps_per_epoch = reference["num_steps"] // 3
 
-    def dies(*args):
+    def dies(*args, **kwargs):
         calls["n"] += 1
         if calls["n"] == steps_per_epoch + 3:
             raise KeyboardInterrupt("killed")
-        return real(*args)
+        return real(*args, **kwargs)
 
     monkeypatch.setattr(train_module, "_step_losses", dies)
     with pytest.raises(KeyboardInterrupt):
