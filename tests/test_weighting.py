@@ -183,3 +183,14 @@ def test_excitation_periods_are_bounded_with_a_message():
     with pytest.raises(ValueError, match="clock must lie in"):
         prbs(10, clock=MAX_PERIOD + 1)
     assert multisine(8, period=MAX_PERIOD, harmonics=2).shape == (8,)
+
+
+def test_a_prbs_clock_beyond_its_range_is_refused_on_construction():
+    """Regression: ``identify --clock 10^21`` (CI's fuzzer) was accepted and every run then
+    crashed in ``prbs``; the method now checks the clock and seed when it is built."""
+    from gaba_control.plant.excitation import MAX_PERIOD
+
+    get_method("prbs")(CONTROLLER, clock=MAX_PERIOD)
+    for clock in (MAX_PERIOD + 1, 10**21):
+        with pytest.raises(ValueError, match="clock must lie in"):
+            get_method("prbs")(CONTROLLER, clock=clock)

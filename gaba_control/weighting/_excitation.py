@@ -99,6 +99,11 @@ class PRBS(_Excitation):
     )
     defaults: ClassVar[dict] = {**_Excitation.defaults, "clock": 20, "excitation_seed": 0}
 
+    def check(self) -> None:
+        super().check()
+        # validates both (a clock beyond its range, e.g. 10^21, crashed each run after planning)
+        prbs(1, self.value("clock"), self.value("excitation_seed"))
+
     def perturbation(self, num_steps: int) -> np.ndarray:
         return prbs(num_steps, self.value("clock"), self.value("excitation_seed"))
 
