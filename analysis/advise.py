@@ -122,7 +122,7 @@ def _check_sensors(sensors, biases, num_tasks: int) -> dict[str, float]:
     # the published setting's sensor is always a candidate: it is the reference
     sensors = ("exact", *(name for name in sensors if name != "exact"))
     biases = dict(biases or {})
-    unknown = sorted(set(biases) - set(sensors) | {"exact"} & set(biases))
+    unknown = sorted(set(biases) - (set(sensors) - {"exact"}))
     if unknown:
         raise ValueError(f"--sensor-bias names approximate sensors of --sensors only, got "
                          f"{unknown}")

@@ -212,19 +212,20 @@ def make_job(cache: Path, subset: str, method: str, seed: int, base: dict,
     """The job of ``method`` on (``subset``, ``seed``) with ``options``; its cache directory.
 
     The cache key is the configuration without the fields that do not change
-    the run, without ``None`` values (so a new optional setting leaves existing
-    keys alone), with the method options that identify the run (a path option
-    is replaced by what :meth:`~gaba_control.weighting.WeightingMethod.plan`
+    the run, without ``None`` values or an option's stated default (so a new
+    optional setting leaves existing keys alone), with the method options that
+    identify the run (a path option is replaced by what :meth:`~gaba_control.weighting.WeightingMethod.plan`
     puts in ``key_entries``).
     """
     from gaba_control.weighting import option_owners
 
-    options = {k: v for k, v in (options or {}).items() if v is not None}
+    owners = option_owners()
+    options = {k: v for k, v in (options or {}).items()
+               if v is not None and v != owners[k][0].default}
     config = {**base, "subset": subset, "method": method, "seed": seed,
               "options": options or None}
     key = {k: v for k, v in config.items()
            if k not in _NOT_IN_KEY and k != "options" and v is not None}
-    owners = option_owners()
     keyed = {k: v for k, v in options.items() if owners[k][0].in_cache_key}
     key.update({"options": keyed} if keyed else {})
     key.update({"cache_version": CACHE_VERSION, **(key_entries or {})})

@@ -39,6 +39,8 @@ class Option:
 
     ``in_cache_key=False`` marks a path: the run is identified by what the
     path holds (the method's :meth:`WeightingMethod.plan` puts that in the key).
+    ``default``: the value that means the same as not giving the option (a
+    comparison's cache key leaves it out, so naming the default is the same run).
     """
 
     name: str
@@ -47,6 +49,7 @@ class Option:
     nargs: str | None = None
     metavar: str | None = None
     in_cache_key: bool = True
+    default: Any = None
 
     @property
     def flag(self) -> str:

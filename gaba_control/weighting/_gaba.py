@@ -21,23 +21,16 @@ REFRESH_EVERY = Option("refresh_every", "gaba and the loop variants: measure the
 SENSOR = Option("sensor", "gaba and the loop variants: where the per-task gradient norms "
                 f"are read, one of {', '.join(SENSORS)} (default exact: every shared "
                 "parameter; last_layer and representation are cheaper, biased "
-                "approximations, see GABALoss)", type=str, metavar="NAME")
+                "approximations, see GABALoss)", type=str, metavar="NAME", default="exact")
 
 
 def check_sensor(value) -> str:
     """The sensor named by ``value`` (``None`` is ``"exact"``); ``ValueError`` otherwise."""
     if value is None:
-        return "exact"
+        return SENSOR.default
     if not isinstance(value, str) or value not in SENSORS:
         raise ValueError(f"--sensor must be one of {SENSORS}, got {value!r}")
     return value
-
-
-def canonical_sensor(options: dict) -> dict:
-    """``options`` with ``sensor="exact"`` dropped: the default leaves the cache key alone."""
-    if options.get("sensor") == "exact":
-        options = {k: v for k, v in options.items() if k != "sensor"}
-    return options
 
 
 @register
@@ -63,10 +56,6 @@ class GABA(WeightingMethod):
         every = self.settings["refresh_every"]
         self.refresh_every = 1 if every is None else check_positive_int(every, "refresh_every")
         self.sensor = check_sensor(self.settings["sensor"])
-
-    @classmethod
-    def plan(cls, options: dict, *, seeds, index: int, reference_runs) -> tuple:
-        return canonical_sensor(dict(options)), {}
 
     def module(self, num_steps: int, *, steps_per_epoch: int | None = None) -> GABALoss:
         kwargs = {k: self.controller[k] for k in ("beta", "warmup", "lambda_min")}

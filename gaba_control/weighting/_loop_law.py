@@ -42,7 +42,7 @@ from gaba_control._validation import check_beta, check_positive_int, check_warmu
 from gaba_control.formulas import array_namespace, decimated_beta
 
 from ._base import Option, WeightingMethod
-from ._gaba import REFRESH_EVERY, SENSOR, canonical_sensor, check_sensor
+from ._gaba import REFRESH_EVERY, SENSOR, check_sensor
 from ._law import Law, LawLoss, LawMethod, Measurement, check_real, column, full, law_weights
 
 __all__ = ["FLOOR_FRACTION", "OPEN_LOOP_RATIO", "LoopLaw", "LoopVariant", "open_loop_reading"]
@@ -224,7 +224,7 @@ class LoopVariant(LawMethod, WeightingMethod):
         ratio = options.get("open_loop_ratio")
         if isinstance(ratio, (list, tuple)) and len(ratio) == 1:
             options["open_loop_ratio"] = ratio[0]  # one R: the cache key of a plain number
-        return canonical_sensor(options), {}
+        return options, {}
 
     def trajectory(self, num_steps: int) -> np.ndarray | None:
         ratio = self.settings.get("open_loop_ratio")
