@@ -214,8 +214,8 @@ def make_job(cache: Path, subset: str, method: str, seed: int, base: dict,
     The cache key is the configuration without the fields that do not change
     the run, without ``None`` values or an option's stated default (so a new
     optional setting leaves existing keys alone), with the method options that
-    identify the run (a path option is replaced by what :meth:`~gaba_control.weighting.WeightingMethod.plan`
-    puts in ``key_entries``).
+    identify the run (a path option is replaced by what
+    :meth:`~gaba_control.weighting.WeightingMethod.plan` puts in ``key_entries``).
     """
     from gaba_control.weighting import option_owners
 
