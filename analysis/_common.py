@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,7 +17,8 @@ import matplotlib.pyplot as plt
 from gaba_control._io import atomic_path, atomic_write_text
 
 __all__ = ["FIGURE_FORMATS", "VERDICTS", "VERDICT_COLOURS", "Claim", "Finding", "Study",
-           "atomic_write_text", "new_figure", "plain_log_formatter", "results_dir",
+           "atomic_write_text", "median_interval", "new_figure", "plain_log_formatter",
+           "results_dir",
            "save_figure", "style", "verdict_bars"]
 
 VERDICTS = ("holds", "refuted", "not testable")
@@ -37,6 +39,44 @@ def verdict_bars(ax, groups, counts, order=VERDICTS) -> None:
                      fontsize=7, color="white")
         left += n
     ax.invert_yaxis()
+
+def median_interval(values, level: float = 0.95) -> tuple[float, float, float, float]:
+    """Median of ``values`` with a distribution-free interval: ``(median, low, high, coverage)``.
+
+    The interval is ``[x_(j), x_(n+1-j)]`` of the sorted sample with the
+    largest ``j`` whose coverage ``1 − 2·P(Bin(n, ½) ≤ j − 1)`` is at least
+    ``level`` (the sign-test interval: no assumption on the distribution, so
+    it suits loop quantities such as a peak ratio whose spread over seeds is
+    skewed); ``coverage`` is that exact probability. NaNs are dropped; below
+    the smallest ``n`` that reaches ``level`` (6 for 95 %) the bounds are NaN.
+
+    Examples
+    --------
+    >>> med, low, high, cov = median_interval(range(1, 11))
+    >>> med, low, high, round(cov, 4)
+    (5.5, 2.0, 9.0, 0.9785)
+    """
+    from scipy.stats import binom
+
+    if not 0 < level < 1:
+        raise ValueError(f"level must lie in (0, 1), got {level!r}")
+    x = np.sort(np.asarray(values, dtype=float))
+    x = x[~np.isnan(x)]
+    n = x.size
+    if n == 0:
+        return (math.nan,) * 4
+    median = float(np.median(x))
+    best = None
+    for j in range(1, n // 2 + 1):
+        coverage = 1.0 - 2.0 * float(binom.cdf(j - 1, n, 0.5))
+        if coverage < level:
+            break
+        best = (j, coverage)
+    if best is None:
+        return median, math.nan, math.nan, math.nan
+    j, coverage = best
+    return median, float(x[j - 1]), float(x[n - j]), coverage
+
 
 def results_dir() -> Path:
     """The committed results the studies read (C-MAPSS comparisons, traces, identified plants).

@@ -219,7 +219,7 @@ def floor_renormalise(weights, lambda_min: float):
     array([0.047619, 0.952381])
     """
     xp = array_namespace(weights)
-    floored = xp.clip(weights, lambda_min, None)
+    floored = xp.maximum(weights, lambda_min)  # clip(·, λ_min, None) at a tenth of the cost
     return floored / _row_sum(floored)
 
 

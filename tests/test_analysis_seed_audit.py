@@ -446,22 +446,67 @@ def _trace(subset, ratios_by_epoch, method="gaba", steps_per_epoch=40, seed=0):
         method=method, task_names=("rul", "health"))
 
 
-def test_fd002_equal_trace_decides_the_dynamics_claim():
-    # seed 004: 50× → 2,400× (epoch 4) → 500–1,000×; seed 003: 500× at init — contradictory
+RUNS_HEADER = ("subset,method,seed,status,ratio_first,ratio_epoch_median_max,"
+               "ratio_median_second_half,ratio_median")
+
+
+def _write_runs(folder, rows) -> None:
+    """A results/compare/runs.csv with the columns the C-MAPSS claims read."""
+    (folder / "compare").mkdir(parents=True, exist_ok=True)
+    lines = [RUNS_HEADER] + [",".join(map(str, row)) for row in rows]
+    (folder / "compare" / "runs.csv").write_text("\n".join(lines) + "\n")
+
+
+def test_dynamics_claim_is_decided_on_the_seed_medians(tmp_path, monkeypatch):
+    # issue 13: one run's epoch-median peak moves 2× between seeds (committed FD002 equal runs:
+    # ratio_epoch_median_max and its epoch 1–15); the claim is decided on the median over seeds
+    monkeypatch.setenv("GABA_RESULTS_DIR", str(tmp_path))
+    peaks = [1200, 1500, 1900, 2200, 2300, 2500, 2600, 3000, 3900, 4800]  # median 2400
+    _write_runs(tmp_path, [("FD002", "equal", s, "ok", 50, p, 700, 500)
+                           for s, p in enumerate(peaks)]
+                + [("FD002", "gaba", 0, "ok", 50, 99999, 1, 1),      # another method
+                   ("FD002", "equal", 10, "crashed", "", "", "", "")])  # a failed run
     trace = _trace("FD002", [50, 400, 1200, 2000, 2400, 1500, 800, 700], method="equal")
     audit = audit_response(seed=0, trace=trace, quick=True, seeds=["003", "004"])
-    assert verdict(audit, "dynamics") == "holds"
+    item = audit.by_key("dynamics")
+    assert item.claim.verdict == "holds"
+    assert item.computed == pytest.approx(2400.0)
+    assert "over 10 FD002 equal seeds" in item.claim.real_run
+    assert "[1.5e+03, 3.9e+03]" in item.claim.real_run  # 2nd and 9th order statistics
+    assert "FD002 trace (equal, seed ?)" in item.claim.real_run  # the given trace, named
+    # the given trace still decides the first-step claim (50× against seed 003's 500×)
     assert verdict(audit, "fd002_init") == "refuted"
     assert audit.by_key("fd002_init").computed == pytest.approx(50, rel=0.2)
-    assert "FD002 trace" in audit.by_key("dynamics").claim.real_run
     assert verdict(audit, "eps_floor") == "holds"
 
 
-def test_fd002_trace_with_other_dynamics_refutes():
-    trace = _trace("FD002", [500, 500, 500, 500], method="equal")
-    audit = audit_response(seed=0, trace=trace, quick=True, seeds=["003", "004"])
+@pytest.mark.parametrize("column, value", [("ratio_first", 500), ("ratio_epoch_median_max", 500),
+                                           ("ratio_median_second_half", 2000),
+                                           ("ratio_median", 1000)])
+def test_dynamics_claim_refuted_when_one_median_is_off(tmp_path, monkeypatch, column, value):
+    monkeypatch.setenv("GABA_RESULTS_DIR", str(tmp_path))
+    good = {"ratio_first": 50, "ratio_epoch_median_max": 2400, "ratio_median_second_half": 700,
+            "ratio_median": 500, column: value}
+    _write_runs(tmp_path, [("FD002", "equal", s, "ok", *good.values()) for s in range(8)])
+    audit = audit_response(seed=0, trace=None, quick=True, seeds=["004"])
     assert verdict(audit, "dynamics") == "refuted"
+
+
+def test_fd002_trace_decides_the_first_step_claim():
+    trace = _trace("FD002", [500, 500, 500, 500], method="equal")
+    audit = audit_response(seed=0, trace=trace, quick=True, seeds=["003"])
     assert verdict(audit, "fd002_init") == "holds"
+
+
+def test_dynamics_claim_needs_six_finished_seeds(tmp_path, monkeypatch):
+    # below 6 runs no 95 % distribution-free interval of the median exists
+    monkeypatch.setenv("GABA_RESULTS_DIR", str(tmp_path))
+    _write_runs(tmp_path, [("FD002", "equal", s, "ok", 50, 2400, 700, 500) for s in range(5)]
+                + [("FD002", "equal", 5, "diverged", 50, 2400, 700, 500)])
+    audit = audit_response(seed=0, trace=None, quick=True, seeds=["004"])
+    item = audit.by_key("dynamics")
+    assert item.claim.verdict == "not testable"
+    assert "compare/runs.csv" in item.claim.evidence
 
 
 def test_fd001_trace_is_reported_but_not_decisive(tmp_path, monkeypatch):
@@ -475,13 +520,14 @@ def test_fd001_trace_is_reported_but_not_decisive(tmp_path, monkeypatch):
         assert row.verdict == "not testable"
         assert "FD001 trace" in row.real_run
     audit = audit_response(seed=0, trace=trace, quick=True, seeds=["004"])
-    assert "FD001" in audit.by_key("dynamics").claim.evidence
+    assert "FD001 trace" in audit.by_key("dynamics").claim.real_run
 
 
 @given(measured=st.floats(1.0, 5000.0), claimed=st.floats(10.0, 3000.0),
        rtol=st.sampled_from([0.1, 0.25, 0.5]))
 def test_fd002_verdict_flips_with_the_measurement(measured, claimed, rtol):
-    facts = _TraceFacts(subset="FD002", init_ratio=measured, median_ratio=measured,
+    facts = _TraceFacts(subset="FD002", run="equal, seed 0", init_ratio=measured,
+                        median_ratio=measured,
                         peak_epoch_ratio=measured, peak_epoch=0, last_epoch_ratio=measured,
                         raw_cv=0.5, raw_mean=0.002, max_health_weight=0.9, g_rul_first=1.0,
                         g_health_first=0.01, g_rul_median=1.0)

@@ -19,6 +19,7 @@ __all__ = [
     "as_param_lists",
     "as_representation",
     "check_reaches_shared",
+    "exact_norms",
     "nonfinite_elsewhere",
     "robust_norm",
     "shared_norms",
@@ -301,9 +302,17 @@ def _shared_norms_cpu(task_grads: TaskGrads, shared_index: Sequence[int], presen
     host read per parameter); the norms outside :data:`_SAFE_FLOAT32_NORM` (or zero) are
     recomputed in float64 as there."""
     norms32 = torch.stack(torch._foreach_norm(present, 2, dtype=torch.float32))
+    return _rows_of_norms(task_grads, shared_index, present, norms32, norms32.tolist(), dtype)
+
+
+def _rows_of_norms(task_grads: TaskGrads, shared_index: Sequence[int], present, norms32,
+                   values: list[float], dtype) -> Tensor:
+    """Per-task norms from the float32 norms ``norms32`` (their host ``values``) of the
+    ``present`` shared gradients, task-major; those outside :data:`_SAFE_FLOAT32_NORM` (or
+    zero) are recomputed in float64 as :func:`robust_norm` does."""
     norms = norms32.to(torch.float64)
     low, high = _SAFE_FLOAT32_NORM
-    for k, value in enumerate(norms32.tolist()):
+    for k, value in enumerate(values):
         if not low < value < high:
             norms[k] = torch.linalg.vector_norm(present[k], dtype=torch.float64)
     rows, start = [], 0
@@ -312,6 +321,40 @@ def _shared_norms_cpu(task_grads: TaskGrads, shared_index: Sequence[int], presen
         rows.append(torch.linalg.vector_norm(norms[start:start + count]))
         start += count
     return torch.stack(rows).to(dtype)
+
+
+def exact_norms(task_grads: TaskGrads, shared_index: Sequence[int], *, device,
+                dtype: torch.dtype) -> Tensor:
+    """The exact sensor's reading: :func:`shared_norms`, NaN for a task whose gradient is
+    non-finite on some other parameter (:func:`nonfinite_elsewhere`).
+
+    On the CPU in float32 both come from one fused norm call over every
+    gradient and one read of its results; the values are those of the two
+    functions called one after the other.
+    """
+    shared = set(shared_index)
+    present = [g[j] for g in task_grads for j in shared_index if g[j] is not None]
+    others = [[g for j, g in enumerate(grads) if j not in shared and g is not None]
+              for grads in task_grads]
+    every = present + [g for row in others for g in row]
+    if not (accumulation_dtype(every) == torch.float32 and device.type == "cpu" and present
+            and all(g.device.type == "cpu" for g in every)):
+        norms = shared_norms(task_grads, shared_index, device=device, dtype=dtype)
+        bad = nonfinite_elsewhere(task_grads, shared_index, device=norms.device)
+        return torch.where(bad, float("nan"), norms)
+    norms32 = torch.stack(torch._foreach_norm(every, 2, dtype=torch.float32))
+    values = norms32.tolist()
+    norms = _rows_of_norms(task_grads, shared_index, present, norms32[:len(present)],
+                           values[:len(present)], dtype)
+    start = len(present)
+    for i, row in enumerate(others):
+        mine = values[start:start + len(row)]
+        start += len(row)
+        # a norm is finite iff every entry is, unless the float32 squares overflowed
+        if not all(map(math.isfinite, mine)) and any(
+                not bool(torch.all(torch.isfinite(g))) for g in row):
+            norms[i] = float("nan")
+    return norms
 
 
 def _to_device(tensor: Tensor, device) -> Tensor:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, fields, replace
 
+import numpy as np
 import torch
 import torch.distributed as dist
 from torch import Tensor, nn
@@ -20,6 +21,8 @@ from gaba_control._validation import (
     check_warmup,
 )
 from gaba_control.formulas import (
+    _UNROLLED_TASKS,
+    array_namespace,
     comparator_error,
     decimated_beta,
     ema_update,
@@ -36,7 +39,7 @@ from ._sensor import (
     as_param_lists,
     as_representation,
     check_reaches_shared,
-    nonfinite_elsewhere,
+    exact_norms,
     shared_norms,
     task_gradients,
     untracked_leaves,
@@ -488,6 +491,8 @@ class GABALoss(nn.Module):
             return [params[j] for j in index]
         if self.sensor == "representation":
             return [as_representation(representation)]
+        if self.sensor == "exact":
+            return None  # the exact sensor differentiates params itself
         return [params[j] for j in shared_index]
 
     def _check_params_cover(self, losses, params) -> None:
@@ -508,12 +513,10 @@ class GABALoss(nn.Module):
         task_grads = task_gradients(losses, params, retain_last=False)
         check_reaches_shared(task_grads, shared_index)
         self._observe_gradients(task_grads, shared_index)
-        norms = shared_norms(task_grads, shared_index, device=self.ema.device, dtype=self.ema.dtype)
-        # A non-finite gradient outside the shared parameters makes the step invalid too, so
-        # the loop agrees with a GradScaler, which inspects every gradient.
-        bad = nonfinite_elsewhere(task_grads, shared_index, device=norms.device)
-        norms = torch.where(bad, float("nan"), norms)
-        norms = self._synced(norms)
+        # A non-finite gradient outside the shared parameters makes the step invalid too
+        # (NaN norm), so the loop agrees with a GradScaler, which inspects every gradient.
+        norms = self._synced(exact_norms(task_grads, shared_index, device=self.ema.device,
+                                         dtype=self.ema.dtype))
         used = self._step_with(norms, losses, applied)
         finite = None if self.nonfinite == "propagate" else torch.all(torch.isfinite(norms))
         value_dtype = _loss_dtype(losses)
@@ -555,9 +558,8 @@ class GABALoss(nn.Module):
             return inject(held, loss_values, [[None] * len(params)], params, none, skip=True)
         sums, self._window, self._window_params, self._micro = self._window, None, None, 0
         self._observe_gradients(sums, shared_index)
-        norms = shared_norms(sums, shared_index, device=self.ema.device, dtype=self.ema.dtype)
-        bad = nonfinite_elsewhere(sums, shared_index, device=norms.device)
-        norms = self._synced(torch.where(bad, float("nan"), norms))
+        norms = self._synced(exact_norms(sums, shared_index, device=self.ema.device,
+                                         dtype=self.ema.dtype))
         used = self._step_with(norms, losses, applied)
         finite = None if self.nonfinite == "propagate" else torch.all(torch.isfinite(norms))
         return inject(used, loss_values, sums, params, finite, skip=self.nonfinite == "skip")
@@ -653,17 +655,20 @@ class GABALoss(nn.Module):
                 f"(the exact sensor also reports NaN for a non-finite gradient elsewhere) "
                 f"at step {self._host_step + 1}; state left unchanged"
             )
-        k = self.num_tasks
         self.step.add_(1)
         self._host_step += 1
-        active = gate_is_open(self.step, self.warmup)
-        valid = measurement_is_valid(norms)
-        shares = sensor_shares(norms)
-        raw = proportional_law(comparator_error(shares, k), k)
-        beta = decimated_beta(self.beta, self.refresh_every)
-        ema = torch.where(active & valid, ema_update(self.ema, raw, beta), self.ema)
-        uniform = torch.full_like(ema, 1.0 / k)
-        weights = torch.where(active, floor_renormalise(ema, self.lambda_min), uniform)
+        settings = {"num_tasks": self.num_tasks, "warmup": self.warmup,
+                    "beta": decimated_beta(self.beta, self.refresh_every),
+                    "lambda_min": self.lambda_min}
+        if _on_host(self.ema, norms):
+            # K numbers: numpy's per-operation cost is a fraction of torch's (the same
+            # formulas, the same float32/float64 arithmetic: bit-identical, tested)
+            signals = loop_update(self.ema.numpy(), norms.numpy(), self._host_step, **settings)
+            active, valid, shares, raw, ema, weights = (torch.from_numpy(np.asarray(x))
+                                                        for x in signals)
+        else:
+            active, valid, shares, raw, ema, weights = loop_update(self.ema, norms, self.step,
+                                                                   **settings)
         self.ema.copy_(ema)
         self.last_norms.copy_(norms)
         self.last_raw.copy_(raw)
@@ -882,6 +887,41 @@ def _load_window(module: GABALoss, state_dict, prefix, local_metadata, strict, m
 
 def _sync_host_step(module: GABALoss, incompatible_keys) -> None:
     module._host_step = int(module.step)
+
+
+def loop_update(ema, norms, step, *, num_tasks: int, beta: float, warmup: int,
+                lambda_min: float):
+    """One measured step of the loop on arrays of one namespace (numpy or torch).
+
+    Returns ``(active, valid, shares, raw, ema, weights)`` for 1-based ``step``:
+    the gate, the validity of the row ``norms``, the sensor's shares, the
+    P-law's raw weights, the EMA after the step (it holds on an invalid or
+    gated step) and ``λ*`` (``1/K`` while gated). :class:`GABALoss` runs it on
+    the host through numpy views of its CPU buffers, on torch tensors
+    elsewhere; the blocks are those of :mod:`gaba_control.formulas`.
+    """
+    xp = array_namespace(ema)
+    active = gate_is_open(step, warmup)
+    valid = measurement_is_valid(norms)
+    shares = sensor_shares(norms)
+    raw = proportional_law(comparator_error(shares, num_tasks), num_tasks)
+    ema = xp.where(active & valid, ema_update(ema, raw, beta), ema)
+    uniform = xp.full_like(ema, 1.0 / num_tasks)
+    return active, valid, shares, raw, ema, xp.where(active, floor_renormalise(ema, lambda_min),
+                                                      uniform)
+
+
+def _on_host(ema: Tensor, norms: Tensor) -> bool:
+    """Whether the loop's arithmetic can run on numpy views of these tensors, bit for bit.
+
+    Up to ``_UNROLLED_TASKS`` tasks the formulas sum and take maxima over the
+    task axis in a fixed order; beyond, numpy's pairwise and torch's
+    vectorised reductions may round differently, so the tensors stay torch's.
+    """
+    return (ema.shape[-1] <= _UNROLLED_TASKS
+            and ema.device.type == "cpu" and norms.device.type == "cpu"
+            and ema.dtype == norms.dtype and ema.dtype in (torch.float32, torch.float64)
+            and not norms.requires_grad)
 
 
 def _weighted_sum(losses, weights: Tensor) -> Tensor:
