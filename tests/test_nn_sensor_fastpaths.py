@@ -2,6 +2,7 @@
 
 import math
 
+import numpy as np
 import pytest
 import torch
 from hypothesis import given
@@ -50,6 +51,11 @@ def test_fast_paths_equal_the_per_parameter_paths(exponent, dtype, seed, special
     assert torch.equal(fast[finite], _reference_norms(grads, shared)[finite])  # bit for bit
     assert torch.equal(S.nonfinite_elsewhere(grads, shared, device=CPU),
                        _reference_nonfinite(grads, shared))
+    # the exact sensor's one fused call: the two readings above, NaN where a head is not finite
+    fused = S.exact_norms(grads, shared, device=CPU, dtype=torch.float64)
+    expected = torch.where(_reference_nonfinite(grads, shared), math.nan, fast)
+    assert torch.equal(fused.isnan(), expected.isnan())
+    assert torch.equal(fused[~fused.isnan()], expected[~expected.isnan()])
 
 
 def test_a_finite_head_gradient_whose_norm_overflows_is_not_flagged():
@@ -57,9 +63,47 @@ def test_a_finite_head_gradient_whose_norm_overflows_is_not_flagged():
     grads = [[torch.ones(3), huge], [torch.ones(3), None]]
     assert torch.equal(S.nonfinite_elsewhere(grads, [0], device=CPU),
                        torch.tensor([False, False]))
+    assert not S.exact_norms(grads, [0], device=CPU, dtype=torch.float64).isnan().any()
     grads[0][1] = huge.clone().index_fill_(0, torch.tensor([2]), math.nan)
     assert torch.equal(S.nonfinite_elsewhere(grads, [0], device=CPU),
                        torch.tensor([True, False]))
+    assert torch.equal(S.exact_norms(grads, [0], device=CPU, dtype=torch.float64).isnan(),
+                       torch.tensor([True, False]))
+
+
+_NORM = st.one_of(st.floats(0.0, float(np.float32(3e38)), width=32),
+                  st.sampled_from([math.nan, math.inf, 0.0]))
+
+
+@given(k=st.integers(2, 7), dtype=st.sampled_from([torch.float32, torch.float64]),
+       data=st.data(), step=st.integers(0, 300), beta=st.sampled_from([0.5, 0.9, 0.99, 0.999]),
+       lambda_min=st.sampled_from([0.0, 0.01, 0.05, 0.1]))
+def test_loop_update_on_numpy_views_is_bit_identical_to_torch(k, dtype, data, step, beta,
+                                                               lambda_min):
+    # GABALoss runs its K-number update on numpy views of CPU buffers (a fraction of
+    # torch's per-operation cost): the same formulas must give the same bits
+    from gaba_control.nn.gaba_loss import loop_update
+
+    norms = torch.tensor(data.draw(st.lists(_NORM, min_size=k, max_size=k)), dtype=dtype)
+    ema = torch.tensor(data.draw(st.lists(st.floats(0.0, 1.0), min_size=k, max_size=k)),
+                       dtype=dtype)
+    settings = {"num_tasks": k, "beta": beta, "warmup": 100, "lambda_min": lambda_min}
+    with np.errstate(all="ignore"):  # as GABALoss runs it: torch never warns
+        on_numpy = loop_update(ema.numpy(), norms.numpy(), step, **settings)
+    on_torch = loop_update(ema, norms, torch.tensor(step), **settings)
+    for a, b in zip(on_numpy, on_torch, strict=True):
+        a = torch.from_numpy(np.asarray(a))
+        assert a.dtype == b.dtype and a.shape == b.shape
+        assert a.numpy().tobytes() == b.numpy().tobytes()
+
+
+def test_gaba_loss_takes_the_host_path_only_where_it_is_exact():
+    from gaba_control.nn.gaba_loss import _on_host
+
+    assert _on_host(torch.zeros(7, dtype=torch.float64), torch.ones(7, dtype=torch.float64))
+    assert not _on_host(torch.zeros(8, dtype=torch.float64), torch.ones(8, dtype=torch.float64))
+    assert not _on_host(torch.zeros(2), torch.ones(2, dtype=torch.float64))  # mixed dtypes
+    assert not _on_host(torch.zeros(2, dtype=torch.float16), torch.ones(2, dtype=torch.float16))
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

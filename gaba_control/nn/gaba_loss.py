@@ -663,7 +663,9 @@ class GABALoss(nn.Module):
         if _on_host(self.ema, norms):
             # K numbers: numpy's per-operation cost is a fraction of torch's (the same
             # formulas, the same float32/float64 arithmetic: bit-identical, tested)
-            signals = loop_update(self.ema.numpy(), norms.numpy(), self._host_step, **settings)
+            with np.errstate(all="ignore"):  # IEEE results as torch's, which never warns
+                signals = loop_update(self.ema.numpy(), norms.numpy(), self._host_step,
+                                      **settings)
             active, valid, shares, raw, ema, weights = (torch.from_numpy(np.asarray(x))
                                                         for x in signals)
         else:
