@@ -23,7 +23,7 @@ report: setup
 
 test: setup
 	$(BIN)/python -m ruff check gaba_control analysis benchmarks tests
-	$(BIN)/python -m pytest -n 2 $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n 2 -m "slow or not slow" $(PYTEST_ARGS)
 
 bench: setup
 	$(BIN)/python -m benchmarks.bench_controller

@@ -39,6 +39,7 @@ def test_floor_table_marks_the_absolute_floor_inadmissible_from_k_20():
 
 
 @pytest.mark.skipif(not HAS_IDENTIFY, reason="no committed identification")
+@pytest.mark.slow
 def test_committed_analysis_decides_what_each_block_changes():
     response = variants.variants_response(quick=True)
     floor, free = (d for d, _ in variants.DESIGNS)
@@ -69,6 +70,7 @@ def test_committed_analysis_decides_what_each_block_changes():
 
 
 @pytest.mark.skipif(not HAS_IDENTIFY, reason="no committed identification")
+@pytest.mark.slow
 def test_study_writes_its_figures_with_captions(tmp_path):
     study = variants.run(tmp_path, quick=True)
     stems = {p.stem for p in study.figures}

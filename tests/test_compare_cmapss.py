@@ -43,6 +43,7 @@ def _rows(out):
         return list(csv.DictReader(handle))
 
 
+@pytest.mark.slow
 def test_outputs(quick):
     out = quick / "out"
     rows = _rows(out)
@@ -96,6 +97,7 @@ def test_cached_only_trains_nothing_and_tabulates_what_exists(quick, data_dir):
         ("equal", 0), ("equal", 1), ("gaba", 0), ("gaba", 1)]
 
 
+@pytest.mark.slow
 def test_every_field_method_trains_and_is_tabulated(data_dir, tmp_path):
     methods = ["gaba", "gradnorm", "gradnorm_softmax", "uncertainty", "dwa", "famo", "upgrad",
                "mgda"]

@@ -20,6 +20,7 @@ def quick_report(tmp_path_factory):
     return outdir
 
 
+@pytest.mark.slow
 def test_report_embeds_every_figure_with_a_number_and_a_caption(quick_report):
     text = (quick_report / "REPORT.md").read_text()
     embedded = re.findall(r"!\[Figure (\d+): [^\]]*\]\(([^)]+\.png)\)", text)
@@ -37,6 +38,7 @@ def test_report_embeds_every_figure_with_a_number_and_a_caption(quick_report):
         assert f'<a id="{cited}"></a>' in text, cited  # every citation resolves
 
 
+@pytest.mark.slow
 def test_steps_and_epochs_are_counted_from_one(quick_report):
     text = (quick_report / "REPORT.md").read_text()
     # regression: the seed audit printed a trace's 0-based epoch ("epoch 0") for the same peak
@@ -45,6 +47,7 @@ def test_steps_and_epochs_are_counted_from_one(quick_report):
     assert "loop index" not in text
 
 
+@pytest.mark.slow
 def test_report_opens_with_findings_and_contents(quick_report):
     text = (quick_report / "REPORT.md").read_text()
     headings = re.findall(r"^## (.*)$", text, flags=re.M)
@@ -56,6 +59,7 @@ def test_report_opens_with_findings_and_contents(quick_report):
         assert f"[{h}]" in contents
 
 
+@pytest.mark.slow
 def test_audit_appendix_has_every_claim_once_with_stable_ids(quick_report):
     text = (quick_report / "REPORT.md").read_text()
     audit = text.split("## Appendix A.", 1)[1].split("## Appendix B.", 1)[0]
@@ -95,6 +99,7 @@ def test_a_citation_of_a_missing_figure_is_an_error(tmp_path):
         report.render([study], trace=None, seed=0, quick=True, timings={})
 
 
+@pytest.mark.slow
 def test_rerun_removes_stale_files_and_partial_runs_keep_others(quick_report):
     stale = quick_report / "bode_old_name.png"
     stale.write_bytes(b"stale")
@@ -109,6 +114,7 @@ def test_rerun_removes_stale_files_and_partial_runs_keep_others(quick_report):
     assert after == sorted(set(before) - {"bode_old_name.png"})
 
 
+@pytest.mark.slow
 def test_figures_are_deterministic_and_worker_processes_change_nothing(tmp_path):
     a, b = tmp_path / "a", tmp_path / "b"
     for outdir, jobs in ((a, 1), (b, 2)):
