@@ -58,7 +58,7 @@ class AntiWindupLaw(LoopLaw):
     def filtered(self, state, raw):
         xp = array_namespace(raw)
         ema = formulas.ema_update(state["ema"], raw, self.beta)
-        return {"ema": xp.clip(ema, self.floor, None)}
+        return {"ema": xp.maximum(ema, self.floor)}
 
     def check_state(self, state) -> None:
         super().check_state(state)

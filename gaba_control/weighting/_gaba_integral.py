@@ -59,7 +59,7 @@ class IntegralLaw(LoopLaw):
         """The log error of the weighted shares the current weights give."""
         xp = array_namespace(norms)
         w = formulas.weighted_shares(softmax(state["ema"]), norms)
-        return -xp.log(float(self.num_tasks) * xp.clip(w, SHARE_FLOOR, None))
+        return -xp.log(float(self.num_tasks) * xp.maximum(w, SHARE_FLOOR))
 
     def filtered(self, state, raw):
         xp = array_namespace(raw)

@@ -43,7 +43,7 @@ class LogEMALaw(LoopLaw):
 
     def filtered(self, state, raw):
         xp = array_namespace(raw)
-        log_raw = xp.log(xp.clip(raw, RAW_FLOOR, None))
+        log_raw = xp.log(xp.maximum(raw, RAW_FLOOR))
         ell = self.beta * state["ema"] + (1.0 - self.beta) * log_raw
         return {"ema": ell - xp.mean(ell, axis=-1, keepdims=True)}
 

@@ -107,8 +107,8 @@ class LoopLaw(Law):
         stepped = self.filtered(state, self.raw(m.norms, state))
         weights = self.output(stepped)
         stepped["step"] = step
-        if step.ndim == 0 and bool(step > self.warmup):
-            return weights, stepped  # past the warmup (every run shares its clock): no gate
+        if bool(xp.all(step > self.warmup)):
+            return weights, stepped  # every run past its warmup: the gate is open everywhere
         gate = step > self.warmup
         # the gate open: the filter advances; closed: it holds and the output is 1/K
         nxt = {name: xp.where(column(gate, value) if value.ndim > gate.ndim else gate,
