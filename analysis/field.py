@@ -357,7 +357,7 @@ class FieldSimulationResponse:
             axes[1].set_yscale("log")
             axes[1].set_xlabel("step (from 1)")
             axes[1].set_ylabel("share of the small task (median run, 25-step mean)")
-            axes[1].set_title("Closed through the toy plant (scales 100:1; colours as left)")
+            axes[1].set_title("Toy plant, scales 100:1 (colours as left)")
         return fig
 
 

@@ -623,9 +623,11 @@ def run(outdir: Path, *, seed: int = 0, trace=None, quick: bool = False) -> Stud
                          f"linearised at R = {response.ratio:.0f} from its law (a 1e-6 step "
                          "of log R). Left: |L| of GABA (lines; dotted floor 0.05, solid floor "
                          "0.001) and of each variant (markers); middle: each variant's "
-                         "relative difference from GABA's L (log axis: 1e-6 is the "
-                         "linearisation's own resolution); right: |S| = 1/|1 + L|. Shaded: the "
-                         "identification band.",
+                         "relative difference from GABA's L (log axis, dotted floor 0.05, "
+                         "solid floor 0.001; 1e-6 is the linearisation's own resolution, and "
+                         "a difference below 1e-16 — the anti-windup law's, whose clamp "
+                         "does not act in the small signal — is drawn at 1e-16); right: "
+                         "|S| = 1/|1 + L|. Shaded: the identification band.",
         "variants_predictions": "The health task's share of the weighted gradient (log axis) "
                                 "predicted for each variant and floor from the FD002 twin "
                                 "runs: replay (grey) and closed over the identified plant "

@@ -245,3 +245,24 @@ def test_negative_seeds_are_refused_before_any_job(tmp_path):
         compare(["FD001"], ["gaba"], [-1], out=tmp_path / "out", cache=tmp_path / "cache",
                 progress=False)
     assert not (tmp_path / "cache").exists()
+
+
+def test_lambda_caption_states_the_measured_gaps_of_the_committed_traces():
+    # the replay applies the next seed's λ*: its difference from GABA's is a seed-to-seed
+    # difference, and the caption gives its size instead of saying the lines "follow"
+    from analysis.compare import COMMITTED, _lambda_gaps
+    from gaba_control.trace import load_trace
+
+    folder = next((p for p in COMMITTED if (p / "runs.csv").is_file()), None)
+    traces = folder.parent / "traces" if folder is not None else None
+    if folder is None or not (traces / "FD001-replay-seed0.npz").is_file():
+        pytest.skip("the committed comparison and its traces are not here")
+    response = comparison_response(folder)
+    gaba = load_trace(traces / "FD001-gaba-seed0.npz")
+    replay = load_trace(traces / "FD001-replay-seed0.npz")
+    active = np.asarray(gaba.active, dtype=bool)
+    expected = np.max(np.abs(replay.applied_weights[active, 0] - gaba.applied_weights[active, 0]))
+    assert response.lambda_gap("FD001", "replay") == pytest.approx(expected, rel=1e-12)
+    assert 1e-4 < expected < 1e-2  # not zero: another seed's run
+    assert f"replay FD001 {expected:.1e}" in _lambda_gaps(response)
+    assert response.lambda_gap("FD001", "nonexistent") is None
