@@ -116,6 +116,16 @@ def test_excitation_trajectory():
     assert low == 0 and high == pytest.approx(2.78 / 40)
 
 
+@pytest.mark.parametrize("name", ["prbs", "multisine"])
+@pytest.mark.parametrize("num_steps", [1, 2, 3])
+def test_a_run_that_ends_inside_its_hold_is_held_not_refused(name, num_steps):
+    # regression (train fuzzer, thorough profile): --hold 3 with a 2-step run raised
+    # "num_steps must be >= 1, got 0" from the empty excitation after the hold
+    w = get_method(name)(CONTROLLER, hold=3).trajectory(num_steps)
+    assert w.shape == (num_steps, 2)
+    assert_allclose(w, 0.5, rtol=0, atol=0)
+
+
 @pytest.mark.parametrize(
     ("name", "options", "error", "message"),
     [("prbs", {"operating_point": 0.0}, ValueError, r"operating_point must lie in \(0, 1\)"),

@@ -77,10 +77,13 @@ class _Excitation(WeightingMethod):
 
     def trajectory(self, num_steps: int) -> np.ndarray:
         hold = min(self.value("hold"), num_steps)
+        held = np.full((hold, self.num_tasks), 1.0 / self.num_tasks)
+        if hold == num_steps:  # a run that ends inside its hold: never excited (not an error)
+            return held
         excited = excitation_weights(self.perturbation(num_steps - hold),
                                      self.value("operating_point"), self.value("amplitude"),
                                      self.num_tasks)
-        return np.vstack([np.full((hold, self.num_tasks), 1.0 / self.num_tasks), excited])
+        return np.vstack([held, excited])
 
     def summary(self, source=None) -> dict:
         return {"method": self.name, **{o.name: self.value(o.name) for o in self.options}}
