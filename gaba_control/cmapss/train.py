@@ -447,6 +447,9 @@ def _train(config: TrainConfig, data: CMAPSSData | None) -> dict:
         order = torch.from_numpy(rng.permutation(n_train))
         for b in range(batches_per_epoch):
             index = order[b * config.batch_size : (b + 1) * config.batch_size]
+            # cleared before the forward: last step's .grad is freed before the exact
+            # sensor's K per-task gradients are allocated (less peak memory, fewer page faults)
+            optimizer.zero_grad(set_to_none=True)
             losses, features = _step_losses(
                 model,
                 data.x_train[index],
@@ -486,7 +489,6 @@ def _train(config: TrainConfig, data: CMAPSSData | None) -> dict:
                     "reason": "non-finite task loss or gradient norm",
                 }
                 break
-            optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
             if method.post_step and weighting.needs_post_step:

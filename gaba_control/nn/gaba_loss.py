@@ -288,10 +288,10 @@ class GABALoss(nn.Module):
     >>> opt = torch.optim.SGD(model.parameters(), lr=0.1)
     >>> x, y = torch.randn(16, 4), torch.randn(16, 2)
     >>> for _ in range(3):
+    ...     opt.zero_grad()  # before the forward: frees last step's .grad for the K gradients
     ...     z = backbone(x)
     ...     losses = [nn.functional.mse_loss(h(z)[:, 0], y[:, i]) for i, h in enumerate(heads)]
     ...     loss = gaba(losses, model.parameters(), backbone.parameters())
-    ...     opt.zero_grad()
     ...     loss.backward()
     ...     opt.step()
     >>> t = gaba.telemetry()
