@@ -15,8 +15,15 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
-setup: $(BIN)/python
+# The editable install is redone only when what it reads changes (pyproject.toml,
+# constraints.txt): pip's own no-op check costs several seconds of every `make report`.
+STAMP := $(VENV)/.installed
+
+$(STAMP): $(BIN)/python pyproject.toml constraints.txt
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[test]"
+	touch $@
+
+setup: $(STAMP)
 
 report: setup
 	$(BIN)/gaba-control report --jobs 2 $(REPORT_ARGS)

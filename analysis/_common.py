@@ -127,6 +127,11 @@ FIGURE_FORMATS = (
 )
 
 
+#: zlib level 3 instead of Pillow's 6: compressing a 300-dpi PNG was a third of its saving
+#: time at level 6 and is a small part at level 3, for files about a fifth larger
+SAVE_OPTIONS = {"png": {"pil_kwargs": {"compress_level": 3}}}
+
+
 def save_figure(fig, outdir: Path, name: str) -> list[Path]:
     """Save ``fig`` as ``name.png`` (300 dpi), ``.svg`` and ``.pdf``, atomically and
     deterministically (no dates or tool versions in the files); close it."""
@@ -138,7 +143,7 @@ def save_figure(fig, outdir: Path, name: str) -> list[Path]:
         for ext, metadata in FIGURE_FORMATS:
             target = outdir / f"{name}.{ext}"
             with atomic_path(target, suffix=f".{ext}") as temporary:
-                fig.savefig(temporary, format=ext, metadata=metadata)
+                fig.savefig(temporary, format=ext, metadata=metadata, **SAVE_OPTIONS.get(ext, {}))
             written.append(target)
             # the first save solved the layout: keep it for the other formats (a third of
             # the saving time; every format shows the same layout)

@@ -770,16 +770,16 @@ def identified_plant_response(numerator, denominator, lam0: float, *, label: str
     weight = {k: np.empty((lambda_mins.size, ratios.size)) for k in ("plant", "none")}
     ratio = {k: np.empty_like(weight["plant"]) for k in ("plant", "none")}
     share = {k: np.empty_like(weight["plant"]) for k in ("plant", "none")}
+    d = np.repeat(np.log(ratios)[:, None], steps, axis=1)  # one run per ratio, side by side
     for i, lm in enumerate(lambda_mins):
-        for j, r in enumerate(ratios):
-            d = np.full(steps, np.log(r))
-            for key, plant in (("plant", (num, den)), ("none", ([0.0, 0.0], [1.0]))):
-                w, y = simulate_closed_loop(plant, d, lambda0=lam0, lambda_min=float(lm),
-                                            warmup=PAPER["warmup"])
-                g = np.array([np.exp(y[-1]), 1.0])
-                weight[key][i, j] = w[-1, 0]
+        for key, plant in (("plant", (num, den)), ("none", ([0.0, 0.0], [1.0]))):
+            w, y = simulate_closed_loop(plant, d, lambda0=lam0, lambda_min=float(lm),
+                                        warmup=PAPER["warmup"])
+            for j in range(ratios.size):
+                g = np.array([np.exp(y[j, -1]), 1.0])
+                weight[key][i, j] = w[j, -1, 0]
                 ratio[key][i, j] = g[0]
-                share[key][i, j] = achieved_shares(w[-1], g)[0]
+                share[key][i, j] = achieved_shares(w[j, -1], g)[0]
     return IdentifiedPlantResponse(label, float(lam0), float(num.sum() / den.sum()), ratios,
                                    lambda_mins, weight, ratio, share)
 

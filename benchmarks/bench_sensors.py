@@ -13,6 +13,10 @@ the median held step mixed 1 : 9, so the refresh steps count) and ratios to ``eq
 (one backward of ``Σ L_i / K``) and to ``floor``: forward, ``K`` full backward passes
 (``autograd.grad``), their sum, optimizer step, the least any exact sensor can cost,
 ``(F + K·B + O)/(F + B + O)`` of ``equal``, so ``exact``'s "× floor" is its overhead.
+A ratio is paired by round (:func:`paired_ratios`: the median of each round's
+``t_method / t_reference``), so the machine's drift between rounds cancels; the notes
+under the table give ``exact``'s ratio to the floor pooled over every round of every
+repeat, with a distribution-free 95 % interval of its median.
 Peak memory: CUDA ``max_memory_allocated``; CPU the RSS high-water mark (``VmHWM``,
 reset after one warm-up step) above the RSS at that point, over the next 10 training
 steps, each method in a fresh subprocess with a fixed glibc mmap threshold so freed
@@ -21,8 +25,8 @@ tensors leave the RSS
 
 ``--repeat R`` (default 5): the whole interleaved timing R times over fresh models; a
 row then gives the median ms and the median of the R ratios with their range. On a
-shared (virtual) machine a single timing's ratios move by up to about a tenth from
-run to run, which decides a target that lies this close.
+shared (virtual) machine a single timing's ratio of medians moved by up to a tenth from
+run to run, which decides a target that lies this close; the paired ratios move less.
 
 ``--malloc retain``: times with glibc told to keep freed memory for reuse
 (``mallopt``: trim threshold 1 GiB, mmap threshold 32 MiB) instead of its
@@ -61,6 +65,7 @@ from torch import nn
 from gaba_control.cmapss.model import MultiTaskCNN
 from gaba_control.formulas import raw_weights
 from gaba_control.nn import GABALoss
+from gaba_control.nn._sensor import task_gradients
 
 METHODS = ("equal", "floor", "naive", "exact", "refresh10", "last_layer", "representation")
 #: backbone backward passes per step (average), for K tasks
@@ -73,6 +78,13 @@ PASSES = {
     "last_layer": lambda k: f"{k} partial + 1",
     "representation": lambda k: f"{k} heads-only + 1",
 }
+#: ``--ablate``: the exact sensor with one part of its own work taken out (timing only: the
+#: weights these steps apply are not GABA's), to show where its cost above the floor goes
+ABLATIONS = {
+    "exact − norms": "exact, the norms replaced by a constant reading",
+    "exact − loop": "exact, the loop's update replaced by the held weights",
+}
+PASSES.update({name: PASSES["exact"] for name in ABLATIONS})
 BACKBONES = {
     "cmapss": {},  # the model the project trains: 64 channels, 256 features
     "wide": {"conv_channels": 128, "hidden": 512},
@@ -115,6 +127,21 @@ def synthetic_batch(device, seed=0):
     return x.to(device), rul.to(device), health.to(device)
 
 
+class _WithoutNorms(GABALoss):
+    """``exact − norms``: the per-task gradients as the exact sensor takes them, no norms."""
+
+    def _read_exact(self, losses, params, shared_index):
+        grads = task_gradients(losses, params, retain_last=False)
+        return grads, torch.ones(len(losses), dtype=self.ema.dtype, device=self.ema.device)
+
+
+class _WithoutLoop(GABALoss):
+    """``exact − loop``: the exact sensor's reading, the weights held (no loop update)."""
+
+    def _advance(self, norms, losses=None):
+        return self.last_weights
+
+
 class Runner:
     """One method's model, optimizer and loss module; ``step()`` is one training step."""
 
@@ -125,6 +152,9 @@ class Runner:
         kwargs = {"warmup": 0}
         if method == "refresh10":
             self.gaba = GABALoss(num_tasks, refresh_every=REFRESH, **kwargs)
+        elif method in ABLATIONS:
+            ablated = {"exact − norms": _WithoutNorms, "exact − loop": _WithoutLoop}[method]
+            self.gaba = ablated(num_tasks, **kwargs)
         elif method not in ("equal", "floor"):
             self.gaba = GABALoss(num_tasks, sensor=method, **kwargs)
         if method not in ("equal", "floor"):
@@ -198,6 +228,7 @@ class Timing:
     refresh: dict
     faults: dict
     refresh_faults: dict
+    times: dict  # method → its step times (s), one per round, in round order
 
 
 def time_methods(backbone, num_tasks, device, reps, warm, methods=METHODS) -> Timing:
@@ -230,7 +261,27 @@ def time_methods(backbone, num_tasks, device, reps, warm, methods=METHODS) -> Ti
         ms["refresh10"] = split["per_step"]
     mean_faults = {m: statistics.fmean(f) for m, f in faults.items()}
     refresh_faults = _refresh_split(faults.get("refresh10", []), warm, scale=1)
-    return Timing(ms, split, mean_faults, refresh_faults)
+    return Timing(ms, split, mean_faults, refresh_faults, times)
+
+
+def paired_ratios(times: dict, reference: str, warm: int) -> dict:
+    """Each method's step time over ``reference``'s, paired by round: the median over rounds
+    of ``t_m(r) / t_ref(r)``.
+
+    Every method takes one step per round, so a round's steps lie within a few hundred
+    milliseconds of each other, while the machine's speed drifts by up to a third over a
+    minute (a shared virtual machine; the floor's median moved 28 → 37 ms between repeats
+    here). A ratio of two medians over the whole timing carries that drift into each ratio;
+    the per-round ratio cancels it. ``refresh10`` mixes its refresh and held rounds 1 : 9
+    (:func:`_refresh_split` on the ratios), as its ms column does.
+    """
+    ref = times[reference]
+    out = {}
+    for method, t in times.items():
+        ratios = [a / b for a, b in zip(t, ref, strict=True)]
+        split = _refresh_split(ratios, warm, scale=1) if method == "refresh10" else {}
+        out[method] = split["per_step"] if split else statistics.median(ratios)
+    return out
 
 
 def _minor_faults() -> int:
@@ -378,13 +429,14 @@ def benchmark_table(args) -> str:
     for backbone in args.backbones:
         for k in args.ks:
             runs = [
-                time_methods(backbone, k, device, args.reps, args.warm)
+                time_methods(backbone, k, device, args.reps, args.warm, args.methods)
                 for _ in range(args.repeat)
             ]
             ms = _median_of([r.ms for r in runs])
             faults = _median_of([r.faults for r in runs])
-            ratios = [{m: r.ms[m] / r.ms["equal"] for m in METHODS} for r in runs]
-            floors = [{m: r.ms[m] / r.ms["floor"] for m in METHODS} for r in runs]
+            ratios = [paired_ratios(r.times, "equal", args.warm) for r in runs]
+            floors = [paired_ratios(r.times, "floor", args.warm) for r in runs]
+            notes.append(_pooled_note(backbone, k, runs, args.warm))
             if runs[0].refresh:
                 split = _median_of([r.refresh for r in runs])
                 if cpu:
@@ -392,9 +444,10 @@ def benchmark_table(args) -> str:
                     split["exact_faults"] = faults["exact"]
                 notes.append(_refresh_note(backbone, k, ms, split))
             mem = (
-                {m: peak_memory_mb(backbone, k, device, m) for m in METHODS} if args.memory else {}
+                {m: peak_memory_mb(backbone, k, device, m) for m in args.methods}
+                if args.memory else {}
             )
-            for m in METHODS:
+            for m in args.methods:
                 row = f"| {backbone} | {k} | {m} | {PASSES[m](k)} | {ms[m]:.1f} | "
                 row += f"{statistics.median(r[m] for r in ratios):.2f} |"
                 if args.repeat > 1:
@@ -411,6 +464,19 @@ def benchmark_table(args) -> str:
                     print(row, flush=True)
     lines += ["", *notes, "", f"{_load()} at end"]
     return "\n".join(lines)
+
+
+def _pooled_note(backbone: str, k: int, runs: list[Timing], warm: int) -> str:
+    """``exact``'s per-round ratio to the floor pooled over every repeat, with the
+    distribution-free 95 % interval of its median (sign-test order statistics)."""
+    from analysis._common import median_interval
+
+    pooled = [a / b for r in runs for a, b in zip(r.times["exact"], r.times["floor"],
+                                                  strict=True)]
+    median, low, high, coverage = median_interval(pooled)
+    return (f"- {backbone}, K = {k}: exact × floor pooled over the {len(pooled)} rounds of "
+            f"the {len(runs)} repeats: median {median:.3f}, 95 % interval [{low:.3f}, "
+            f"{high:.3f}] (coverage {coverage:.3f})")
 
 
 def _median_of(dicts: list[dict]) -> dict:
@@ -532,6 +598,12 @@ def main(argv=None) -> int:
         default="default",
         help="glibc malloc as configured, or told to keep freed memory (CPU timing)",
     )
+    parser.add_argument(
+        "--ablate",
+        action="store_true",
+        help="also time the exact sensor without its norms and without its loop update "
+        "(rows 'exact − norms', 'exact − loop'): where its cost above the floor goes",
+    )
     parser.add_argument("--memory-child", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.memory_child is not None:
@@ -553,6 +625,7 @@ def main(argv=None) -> int:
         at = [1, 10, 30] if args.quick else [t for t in (1, 100, 101, 200, 300, 600) if t <= steps]
         print(sensor_bias(steps, at))
         return 0
+    args.methods = METHODS + (tuple(ABLATIONS) if args.ablate else ())
     args.ks = args.ks or ([2] if args.quick else [2, 4, 8])
     args.backbones = args.backbones or (["cmapss"] if args.quick else list(BACKBONES))
     reps, args.warm = (10, 1) if args.quick else (60, 3)

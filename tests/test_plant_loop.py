@@ -97,6 +97,22 @@ def test_simulation_with_a_zero_plant_is_the_controller_on_the_disturbance():
     assert_allclose(w, ref, rtol=1e-12)
 
 
+@pytest.mark.parametrize("plant", [([0.0, 0.3, 0.1], [1.0, -0.6]),  # second order
+                                   ([0.0, 0.05], [1.0, -0.9]), ([0.0, 0.0], [1.0])])
+def test_runs_stepped_together_are_each_run_alone_bit_for_bit(plant):
+    # regression (2026-12-06): runs of one plant are stepped together so the controller's
+    # per-step cost is paid once; each run must still get exactly its own loop
+    rng = np.random.default_rng(2)
+    d = np.log([[2.0], [100.0], [2400.0]]) + 0.3 * rng.standard_normal((3, 600))
+    w, y = simulate_closed_loop(plant, d, lambda0=0.05, warmup=50, lambda_min=0.02)
+    assert w.shape == (3, 600, 2) and y.shape == (3, 600)
+    for r in range(3):
+        w_r, y_r = simulate_closed_loop(plant, d[r], lambda0=0.05, warmup=50, lambda_min=0.02)
+        assert np.array_equal(w[r], w_r) and np.array_equal(y[r], y_r)
+    with pytest.raises(ValueError, match=r"shape \(T,\) or \(R, T\)"):
+        simulate_closed_loop(plant, d[None], lambda0=0.05)
+
+
 def test_python_control_interconnect_equals_the_numpy_loop():
     rng = np.random.default_rng(1)
     n = 150

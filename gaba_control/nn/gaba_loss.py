@@ -510,19 +510,25 @@ class GABALoss(nn.Module):
 
     def _forward_exact(self, losses, params, shared_index, applied) -> Tensor:
         self._check_params_cover(losses, params)
-        task_grads = task_gradients(losses, params, retain_last=False)
-        check_reaches_shared(task_grads, shared_index)
+        task_grads, norms = self._read_exact(losses, params, shared_index)
         self._observe_gradients(task_grads, shared_index)
-        # A non-finite gradient outside the shared parameters makes the step invalid too
-        # (NaN norm), so the loop agrees with a GradScaler, which inspects every gradient.
-        norms = self._synced(exact_norms(task_grads, shared_index, device=self.ema.device,
-                                         dtype=self.ema.dtype))
+        norms = self._synced(norms)
         used = self._step_with(norms, losses, applied)
         finite = None if self.nonfinite == "propagate" else torch.all(torch.isfinite(norms))
         value_dtype = _loss_dtype(losses)
         loss_values = torch.stack([loss.detach().to(value_dtype) for loss in losses])
         return inject(used, loss_values, task_grads, params, finite,
                       skip=self.nonfinite == "skip")
+
+    def _read_exact(self, losses, params, shared_index) -> tuple[list, Tensor]:
+        """The exact sensor: every task's gradients on ``params`` and its norms on the shared
+        ones (``benchmarks/bench_sensors.py --ablate`` times a step without the norms)."""
+        task_grads = task_gradients(losses, params, retain_last=False)
+        check_reaches_shared(task_grads, shared_index)
+        # A non-finite gradient outside the shared parameters makes the step invalid too
+        # (NaN norm), so the loop agrees with a GradScaler, which inspects every gradient.
+        return task_grads, exact_norms(task_grads, shared_index, device=self.ema.device,
+                                       dtype=self.ema.dtype)
 
     def _forward_accumulating(self, losses, params, shared_index, applied) -> Tensor:
         """A micro-batch of an accumulation window (see ``accumulation_steps``).

@@ -266,13 +266,20 @@ def simulate_closed_loop(plant, disturbance, *, lambda0: float, beta: float = 0.
     of delay (the loop has no algebraic path). The controller
     (:class:`~gaba_control.controller.GABAController`, warmup and floor
     included) sees ``g_t = (e^{y_t}, 1)``. ``controller``: another law closed over
-    the same plant, a callable ``g (2,) → weights (2,)`` (any scale: ``u`` uses
+    the same plant, a callable ``g → weights`` (any scale: ``u`` uses
     ``w_1/Σw``); ``beta``, ``warmup``, ``lambda_min`` then do not apply.
+
+    ``disturbance`` of shape ``(T,)`` is one run; ``(R, T)`` is ``R`` independent runs
+    closed over the same plant and stepped together: the controller is called once per
+    step on the ``(R, 2)`` norms (a custom ``controller`` must accept them), so the
+    per-step cost of the controller is paid once. Each run's weights are those it gets
+    alone, bit for bit (the controller's arithmetic is elementwise across runs, and the
+    plant's is done run by run as for one run).
 
     Returns
     -------
-    weights : (T, 2) the applied ``λ*``
-    y : (T,) the output the controller read
+    weights : (T, 2) the applied ``λ*`` ((R, T, 2) for ``R`` runs)
+    y : (T,) the output the controller read ((R, T) for ``R`` runs)
 
     Examples
     --------
@@ -286,28 +293,38 @@ def simulate_closed_loop(plant, disturbance, *, lambda0: float, beta: float = 0.
     num, den = plant_coefficients(plant)
     if not (isinstance(lambda0, (int, float)) and 0 < lambda0 < 1):
         raise ValueError(f"lambda0 must lie in (0, 1), got {lambda0!r}")
+    d = np.asarray(disturbance, dtype=float)
+    if d.ndim > 2:
+        raise ValueError(f"disturbance must have shape (T,) or (R, T), got shape {d.shape}")
+    single = d.ndim < 2
+    d = d.reshape(1, -1) if single else d
+    runs, steps = d.shape
     if controller is None:
         gaba = GABAController(2, beta=beta, warmup=warmup, lambda_min=lambda_min)
 
         def controller(g):
             return gaba.step(g).weights
-    d = np.asarray(disturbance, dtype=float).reshape(-1)
     size = num.size
-    u_past = np.zeros(size - 1)  # u_{t-1}, u_{t-2}, …
-    p_past = np.zeros(size - 1)  # (P u)_{t-1}, …
-    weights = np.empty((d.size, 2))
-    ys = np.empty(d.size)
-    for t in range(d.size):
-        p_now = float(np.dot(num[1:], u_past) - np.dot(den[1:], p_past))
-        ys[t] = d[t] + p_now
-        g = np.array([1.0, math.exp(-ys[t])]) if ys[t] > 0 else np.array([math.exp(ys[t]), 1.0])
-        weights[t] = controller(g)
+    u_past = np.zeros((runs, size - 1))  # u_{t-1}, u_{t-2}, … of each run
+    p_past = np.zeros((runs, size - 1))  # (P u)_{t-1}, …
+    weights = np.empty((runs, steps, 2))
+    ys = np.empty((runs, steps))
+    g = np.empty((runs, 2))
+    p_now = np.empty(runs)
+    for t in range(steps):
+        for r in range(runs):
+            p_now[r] = float(np.dot(num[1:], u_past[r]) - np.dot(den[1:], p_past[r]))
+            y = ys[r, t] = d[r, t] + p_now[r]
+            g[r] = (1.0, math.exp(-y)) if y > 0 else (math.exp(y), 1.0)
+        weights[:, t] = controller(g[0].copy() if single else g.copy())  # a law may keep g
         if size > 1:
-            total = weights[t].sum()
-            share = weights[t, 0] / total if np.isfinite(total) and total > 0 else lambda0
-            u_past = np.concatenate([[math.log(max(share, 1e-300) / lambda0)], u_past[:-1]])
-            p_past = np.concatenate([[p_now], p_past[:-1]])
-    return weights, ys
+            for r in range(runs):
+                total = weights[r, t].sum()
+                share = weights[r, t, 0] / total if np.isfinite(total) and total > 0 else lambda0
+                u_past[r] = np.concatenate([[math.log(max(share, 1e-300) / lambda0)],
+                                            u_past[r, :-1]])
+                p_past[r] = np.concatenate([[p_now[r]], p_past[r, :-1]])
+    return (weights[0], ys[0]) if single else (weights, ys)
 
 
 def simulate_law_closed_loop(law, plant, disturbance, *, lambda0: float):
