@@ -78,13 +78,6 @@ PASSES = {
     "last_layer": lambda k: f"{k} partial + 1",
     "representation": lambda k: f"{k} heads-only + 1",
 }
-#: ``--ablate``: the exact sensor with one part of its own work taken out (timing only: the
-#: weights these steps apply are not GABA's), to show where its cost above the floor goes
-ABLATIONS = {
-    "exact − norms": "exact, the norms replaced by a constant reading",
-    "exact − loop": "exact, the loop's update replaced by the held weights",
-}
-PASSES.update({name: PASSES["exact"] for name in ABLATIONS})
 BACKBONES = {
     "cmapss": {},  # the model the project trains: 64 channels, 256 features
     "wide": {"conv_channels": 128, "hidden": 512},
@@ -142,6 +135,12 @@ class _WithoutLoop(GABALoss):
         return self.last_weights
 
 
+#: ``--ablate``: the exact sensor with one part of its own work taken out (timing only: the
+#: weights these steps apply are not GABA's), to show where its cost above the floor goes
+ABLATIONS = {"exact − norms": _WithoutNorms, "exact − loop": _WithoutLoop}
+PASSES.update({name: PASSES["exact"] for name in ABLATIONS})
+
+
 class Runner:
     """One method's model, optimizer and loss module; ``step()`` is one training step."""
 
@@ -153,8 +152,7 @@ class Runner:
         if method == "refresh10":
             self.gaba = GABALoss(num_tasks, refresh_every=REFRESH, **kwargs)
         elif method in ABLATIONS:
-            ablated = {"exact − norms": _WithoutNorms, "exact − loop": _WithoutLoop}[method]
-            self.gaba = ablated(num_tasks, **kwargs)
+            self.gaba = ABLATIONS[method](num_tasks, **kwargs)
         elif method not in ("equal", "floor"):
             self.gaba = GABALoss(num_tasks, sensor=method, **kwargs)
         if method not in ("equal", "floor"):
@@ -275,13 +273,17 @@ def paired_ratios(times: dict, reference: str, warm: int) -> dict:
     the per-round ratio cancels it. ``refresh10`` mixes its refresh and held rounds 1 : 9
     (:func:`_refresh_split` on the ratios), as its ms column does.
     """
-    ref = times[reference]
     out = {}
     for method, t in times.items():
-        ratios = [a / b for a, b in zip(t, ref, strict=True)]
+        ratios = _round_ratios(t, times[reference])
         split = _refresh_split(ratios, warm, scale=1) if method == "refresh10" else {}
         out[method] = split["per_step"] if split else statistics.median(ratios)
     return out
+
+
+def _round_ratios(times: list[float], reference: list[float]) -> list[float]:
+    """Each round's step time over the reference's step in the same round."""
+    return [a / b for a, b in zip(times, reference, strict=True)]
 
 
 def _minor_faults() -> int:
@@ -436,7 +438,7 @@ def benchmark_table(args) -> str:
             faults = _median_of([r.faults for r in runs])
             ratios = [paired_ratios(r.times, "equal", args.warm) for r in runs]
             floors = [paired_ratios(r.times, "floor", args.warm) for r in runs]
-            notes.append(_pooled_note(backbone, k, runs, args.warm))
+            notes.append(_pooled_note(backbone, k, runs))
             if runs[0].refresh:
                 split = _median_of([r.refresh for r in runs])
                 if cpu:
@@ -466,13 +468,12 @@ def benchmark_table(args) -> str:
     return "\n".join(lines)
 
 
-def _pooled_note(backbone: str, k: int, runs: list[Timing], warm: int) -> str:
+def _pooled_note(backbone: str, k: int, runs: list[Timing]) -> str:
     """``exact``'s per-round ratio to the floor pooled over every repeat, with the
     distribution-free 95 % interval of its median (sign-test order statistics)."""
     from analysis._common import median_interval
 
-    pooled = [a / b for r in runs for a, b in zip(r.times["exact"], r.times["floor"],
-                                                  strict=True)]
+    pooled = [x for r in runs for x in _round_ratios(r.times["exact"], r.times["floor"])]
     median, low, high, coverage = median_interval(pooled)
     return (f"- {backbone}, K = {k}: exact × floor pooled over the {len(pooled)} rounds of "
             f"the {len(runs)} repeats: median {median:.3f}, 95 % interval [{low:.3f}, "
