@@ -30,6 +30,7 @@ from __future__ import annotations
 from array_api_compat import array_namespace as _array_namespace
 
 __all__ = [
+    "checked_shares",
     "comparator_error",
     "decimated_beta",
     "ema_update",
@@ -136,13 +137,27 @@ def sensor_shares(g):
     >>> sensor_shares(np.array([3.0, 1.0]))
     array([0.75, 0.25])
     """
+    return checked_shares(g)[1]
+
+
+def checked_shares(g):
+    """:func:`measurement_is_valid` and :func:`sensor_shares` of ``g`` from one validity pass.
+
+    The loop needs both every step; the row maximum that decides validity also
+    scales the shares, so it is taken once.
+
+    Returns
+    -------
+    valid : array (...) of bool
+    shares : array (..., K)
+    """
     xp = array_namespace(g)
     row_max = _row_max(g)
     valid = _row_is_valid(row_max)
     one = xp.ones_like(row_max)
     scaled = xp.where(valid, g, one) / xp.where(valid, row_max, one)
     shares = scaled / _row_sum(scaled)
-    return xp.where(valid, shares, xp.full_like(row_max, float("nan")))
+    return valid[..., 0], xp.where(valid, shares, xp.full_like(row_max, float("nan")))
 
 
 def comparator_error(shares, num_tasks: int):

@@ -69,5 +69,5 @@ def test_a_second_backward_through_a_retained_graph_raises():
     out = GABALoss(2, warmup=0)([z[:, 0].pow(2).mean(), z[:, 1].abs().mean()],
                                 model.parameters(), model.parameters())
     out.backward(retain_graph=True)
-    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+    with pytest.raises(RuntimeError, match="a second time"):
         out.backward()  # a silently wrong second gradient is what this must never give

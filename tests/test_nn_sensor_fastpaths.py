@@ -58,6 +58,22 @@ def test_fast_paths_equal_the_per_parameter_paths(exponent, dtype, seed, special
     assert torch.equal(fused[~fused.isnan()], expected[~expected.isnan()])
 
 
+@given(k=st.integers(2, 6), n=st.integers(1, 12), exponent=st.integers(-4, 3),  # finite in fp16
+       dtype=st.sampled_from(DTYPES), seed=st.integers(0, 2**16))
+def test_tasks_reaching_as_many_shared_parameters_take_one_reduction_bit_for_bit(
+        k, n, exponent, dtype, seed):
+    # every task reaches every shared parameter (the usual model): the per-task norms come
+    # from one reduction over a (K, n) view, which must give the per-row reductions' bits
+    gen = torch.Generator().manual_seed(seed)
+    scale = 10.0 ** exponent
+    grads = [[(torch.randn(3 + j, generator=gen, dtype=torch.float64) * scale).to(dtype)
+              for j in range(n + 1)] for _ in range(k)]
+    shared = list(range(n))
+    reference = _reference_norms(grads, shared)
+    assert torch.equal(S.shared_norms(grads, shared, device=CPU, dtype=torch.float64), reference)
+    assert torch.equal(S.exact_norms(grads, shared, device=CPU, dtype=torch.float64), reference)
+
+
 def test_a_finite_head_gradient_whose_norm_overflows_is_not_flagged():
     huge = torch.full((4,), 3e38, dtype=torch.float32)  # finite; its float32 norm is inf
     grads = [[torch.ones(3), huge], [torch.ones(3), None]]

@@ -26,8 +26,8 @@ __all__ = ["combine_gradients", "inject"]
 
 
 def combine_gradients(
-    task_grads: Sequence[Sequence[Tensor | None]], weights: Tensor, finite: Tensor | None = None,
-    *, skip: bool = False, reuse: bool = False,
+    task_grads: Sequence[Sequence[Tensor | None]], weights: Tensor,
+    finite: Tensor | bool | None = None, *, skip: bool = False, reuse: bool = False,
 ) -> list[Tensor | None]:
     """``Σ_i λ_i ∂L_i/∂p`` per parameter (``None`` where no task reaches ``p``).
 
@@ -42,38 +42,39 @@ def combine_gradients(
     exact sensor from the ``K``-backward floor of ``benchmarks/bench_sensors.py``.
 
     ``weights`` (shape ``(K,)``) is cast to each gradient's dtype and device.
-    With ``finite`` (a 0-d bool tensor) given and False, every combined
+    With ``finite`` (a 0-d bool tensor, or a Python bool) given and False, every combined
     gradient is zero, or, with ``skip``, ``None`` (no gradient is delivered,
     so ``.grad`` stays as it was: ``None`` after ``zero_grad()``, and torch's
     optimizers leave such parameters and their state untouched). ``skip``
     reads the flag on the host (one synchronisation on an accelerator); a CUDA
     flag without ``skip`` is applied with ``torch.where`` so the host never
-    waits for the device; a CPU flag is read directly, which saves a pass over
-    every gradient on the usual, finite step.
+    waits for the device; a CPU (or Python) flag is read directly, which saves a
+    pass over every gradient on the usual, finite step.
     """
     keep = None
-    if finite is not None and (skip or finite.device.type == "cpu"):
+    if finite is not None and (skip or not isinstance(finite, Tensor)
+                               or finite.device.type == "cpu"):
         keep, finite = bool(finite), None
         if skip and not keep:
             return [None] * len(task_grads[0])
-    cast: dict[tuple, Tensor] = {}
+    owned = _owned(task_grads) if reuse else None
+    factors: dict[tuple, tuple[Tensor, ...]] = {}  # (device, dtype) → the K weights cast there
     combined: list[Tensor | None] = []
-    shared = _shared_storage(task_grads) if reuse else None
-    for per_param in zip(*task_grads, strict=True):
+    for j, per_param in enumerate(zip(*task_grads, strict=True)):
         total = None
         for i, grad in enumerate(per_param):
             if grad is None:
                 continue
             key = (grad.device, grad.dtype)
-            if key not in cast:
-                cast[key] = weights.to(device=grad.device, dtype=grad.dtype)
-            lam = cast[key][i]
+            lam = factors.get(key)
+            if lam is None:
+                lam = factors[key] = weights.to(device=grad.device, dtype=grad.dtype).unbind()
             if total is not None:
-                total.addcmul_(grad, lam)
-            elif shared is not None and _overwritable(grad, shared):
-                total = grad.mul_(lam)
+                total.addcmul_(grad, lam[i])
+            elif owned is not None and owned[i][j]:
+                total = grad.mul_(lam[i])
             else:
-                total = torch.mul(grad, lam)
+                total = torch.mul(grad, lam[i])
         if total is not None and keep is False:
             total = torch.zeros_like(total)
         elif total is not None and finite is not None:
@@ -82,28 +83,32 @@ def combine_gradients(
     return combined
 
 
-def _storage_key(grad: Tensor) -> tuple:
-    return (grad.device, grad.untyped_storage().data_ptr())
+def _owned(task_grads) -> list[list[bool]]:
+    """``owned[i][j]``: gradient ``task_grads[i][j]`` may be overwritten.
 
-
-def _shared_storage(task_grads) -> set:
-    """Storages that hold more than one of the gradients (those are never overwritten)."""
+    That is: dense and contiguous, spanning its whole storage (a view may: autograd
+    returns e.g. a Linear weight's gradient as the transpose of a transposed product, and
+    nothing else can see that memory), and sharing that storage with no other gradient
+    (autograd may return one tensor for two inputs, or an expanded one). One storage
+    lookup per gradient: this runs on every step.
+    """
     seen, shared = set(), set()
+    candidates = []
     for grads in task_grads:
+        row = []
         for grad in grads:
+            key = None
             if grad is not None:
-                key = _storage_key(grad)
+                storage = grad.untyped_storage()
+                key = (grad.device, storage.data_ptr())
                 (shared if key in seen else seen).add(key)
-    return shared
-
-
-def _overwritable(grad: Tensor, shared: set) -> bool:
-    # a view is fine when it spans its whole storage (autograd returns e.g. a Linear weight's
-    # gradient as the transpose of a transposed product): nothing else can see that memory
-    return (grad.layout == torch.strided and grad.is_contiguous()
-            and grad.storage_offset() == 0
-            and grad.untyped_storage().nbytes() == grad.numel() * grad.element_size()
-            and _storage_key(grad) not in shared)
+                if not (grad.layout == torch.strided and grad.is_contiguous()
+                        and grad.storage_offset() == 0
+                        and storage.nbytes() == grad.numel() * grad.element_size()):
+                    key = None
+            row.append(key)
+        candidates.append(row)
+    return [[key is not None and key not in shared for key in row] for row in candidates]
 
 
 class _InjectGradients(torch.autograd.Function):
@@ -111,23 +116,27 @@ class _InjectGradients(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, value_weights, losses, weights, finite, skip, task_grads, *params):
-        # Saved tensors (not ctx attributes): backward frees them, so the per-task gradients
-        # do not outlive the step and a second backward raises as for any freed graph.
-        ctx.num_params = len(params)
-        ctx.skip = skip
-        ctx.save_for_backward(weights, finite, *(g for grads in task_grads for g in grads))
+        # The weights are a saved tensor (a later in-place change to them raises in
+        # backward); the per-task gradients, K·P tensors nobody else holds, are handed over
+        # on ctx (unpacking them as saved tensors costs a version check and a wrapper each),
+        # and backward takes them off ctx, so they do not outlive the step.
+        ctx.save_for_backward(weights)
+        ctx.task_grads, ctx.finite, ctx.skip = task_grads, finite, skip
         return torch.sum(value_weights * losses)
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad_output: Tensor):
-        weights, finite, *flat = ctx.saved_tensors
-        n = ctx.num_params
-        task_grads = [flat[i : i + n] for i in range(0, len(flat), n)]
+        task_grads, ctx.task_grads = ctx.task_grads, None
+        if task_grads is None:
+            # the first backward summed them in place: a second result would be silently wrong
+            raise RuntimeError(
+                "trying to backward through a GABALoss step a second time (retain_graph=True): "
+                "its per-task gradients were consumed by the first backward; call the loss "
+                "module again for a new step")
+        (weights,) = ctx.saved_tensors
         scaled = weights * grad_output.to(device=weights.device, dtype=weights.dtype)
-        # The saved gradients are freed after this (a second backward through a retained
-        # graph raises: they were modified in place), so the sums may be formed in them.
-        combined = combine_gradients(task_grads, scaled, finite, skip=ctx.skip, reuse=True)
+        combined = combine_gradients(task_grads, scaled, ctx.finite, skip=ctx.skip, reuse=True)
         return (None, None, None, None, None, None, *combined)
 
 
@@ -136,7 +145,7 @@ def inject(
     losses: Tensor,
     task_grads: Sequence[Sequence[Tensor | None]],
     params: Sequence[Tensor],
-    finite: Tensor | None = None,
+    finite: Tensor | bool | None = None,
     *,
     skip: bool = False,
 ) -> Tensor:

@@ -84,12 +84,21 @@ def as_param_lists(params, shared_params) -> tuple[list[Tensor], list[int]]:
     """
     params = _materialise(params, "params")
     shared = _materialise(shared_params, "shared_params")
-    position: dict[int, int] = {}
+    position = {id(p): i for i, p in enumerate(params)}
+    shared_index = [position.get(id(p)) for p in shared]
+    if len(position) < len(params) or None in shared_index or len(set(shared_index)) < len(shared):
+        _raise_for_param_lists(params, shared, position)
+    return params, shared_index
+
+
+def _raise_for_param_lists(params, shared, position) -> None:
+    """The error :func:`as_param_lists` found (its usual path only counts)."""
+    first: dict[int, int] = {}
     for i, p in enumerate(params):
-        if id(p) in position:
-            raise ValueError(f"params[{i}] is a duplicate of params[{position[id(p)]}]")
-        position[id(p)] = i
-    shared_index: list[int] = []
+        if id(p) in first:
+            raise ValueError(f"params[{i}] is a duplicate of params[{first[id(p)]}]")
+        first[id(p)] = i
+    seen: set[int] = set()
     for j, p in enumerate(shared):
         i = position.get(id(p))
         if i is None:
@@ -97,10 +106,9 @@ def as_param_lists(params, shared_params) -> tuple[list[Tensor], list[int]]:
                 f"shared_params[{j}] (shape {tuple(p.shape)}) is not in params; "
                 "shared_params must be a subset of params"
             )
-        if i in shared_index:
+        if i in seen:
             raise ValueError(f"shared_params[{j}] is a duplicate (params[{i}] listed twice)")
-        shared_index.append(i)
-    return params, shared_index
+        seen.add(i)
 
 
 def _materialise(items, name: str) -> list[Tensor]:
@@ -116,9 +124,9 @@ def _materialise(items, name: str) -> list[Tensor]:
         ) from None
     if not items:
         raise ValueError(f"{name} is empty; it must hold at least one parameter")
-    for i, p in enumerate(items):
-        if not isinstance(p, Tensor):
-            raise TypeError(f"{name}[{i}] must be a torch.Tensor, got {type(p).__name__}")
+    if not all(isinstance(p, Tensor) for p in items):
+        i, p = next((i, p) for i, p in enumerate(items) if not isinstance(p, Tensor))
+        raise TypeError(f"{name}[{i}] must be a torch.Tensor, got {type(p).__name__}")
     trainable = [p for p in items if p.requires_grad]
     if not trainable:
         raise ValueError(
@@ -301,26 +309,28 @@ def _shared_norms_cpu(task_grads: TaskGrads, shared_index: Sequence[int], presen
     parameter by parameter, from one fused norm call and one read of the results (not one
     host read per parameter); the norms outside :data:`_SAFE_FLOAT32_NORM` (or zero) are
     recomputed in float64 as there."""
-    norms32 = torch.stack(torch._foreach_norm(present, 2, dtype=torch.float32))
-    return _rows_of_norms(task_grads, shared_index, present, norms32, norms32.tolist(), dtype)
+    values = torch.stack(torch._foreach_norm(present, 2, dtype=torch.float32)).tolist()
+    return _rows_of_norms(task_grads, shared_index, present, values, dtype)
 
 
-def _rows_of_norms(task_grads: TaskGrads, shared_index: Sequence[int], present, norms32,
+def _rows_of_norms(task_grads: TaskGrads, shared_index: Sequence[int], present,
                    values: list[float], dtype) -> Tensor:
-    """Per-task norms from the float32 norms ``norms32`` (their host ``values``) of the
-    ``present`` shared gradients, task-major; those outside :data:`_SAFE_FLOAT32_NORM` (or
-    zero) are recomputed in float64 as :func:`robust_norm` does."""
-    norms = norms32.to(torch.float64)
+    """Per-task norms from the float32 norms ``values`` (read to the host) of the ``present``
+    shared gradients, task-major; those outside :data:`_SAFE_FLOAT32_NORM` (or zero) are
+    recomputed in float64 as :func:`robust_norm` does."""
+    norms = torch.tensor(values, dtype=torch.float64)  # float32 → float64 is exact
     low, high = _SAFE_FLOAT32_NORM
     for k, value in enumerate(values):
         if not low < value < high:
             norms[k] = torch.linalg.vector_norm(present[k], dtype=torch.float64)
-    rows, start = [], 0
-    for grads in task_grads:
-        count = sum(grads[j] is not None for j in shared_index)
-        rows.append(torch.linalg.vector_norm(norms[start:start + count]))
-        start += count
-    return torch.stack(rows).to(dtype)
+    counts = [sum(grads[j] is not None for j in shared_index) for grads in task_grads]
+    if len(set(counts)) == 1:
+        # every task reaches as many shared parameters (the usual case): one reduction over
+        # the rows, the same bits as one per row (tested)
+        rows = torch.linalg.vector_norm(norms.view(len(counts), counts[0]), dim=1)
+    else:
+        rows = torch.stack([torch.linalg.vector_norm(row) for row in norms.split(counts)])
+    return rows if rows.dtype == dtype else rows.to(dtype)
 
 
 def exact_norms(task_grads: TaskGrads, shared_index: Sequence[int], *, device,
@@ -337,15 +347,14 @@ def exact_norms(task_grads: TaskGrads, shared_index: Sequence[int], *, device,
     others = [[g for j, g in enumerate(grads) if j not in shared and g is not None]
               for grads in task_grads]
     every = present + [g for row in others for g in row]
-    if not (accumulation_dtype(every) == torch.float32 and device.type == "cpu" and present
-            and all(g.device.type == "cpu" for g in every)):
+    # the fused path: float32 accumulation (no float64 gradient), everything on the host
+    if not (present and device.type == "cpu"
+            and all(g.is_cpu and g.dtype != torch.float64 for g in every)):
         norms = shared_norms(task_grads, shared_index, device=device, dtype=dtype)
         bad = nonfinite_elsewhere(task_grads, shared_index, device=norms.device)
         return torch.where(bad, float("nan"), norms)
-    norms32 = torch.stack(torch._foreach_norm(every, 2, dtype=torch.float32))
-    values = norms32.tolist()
-    norms = _rows_of_norms(task_grads, shared_index, present, norms32[:len(present)],
-                           values[:len(present)], dtype)
+    values = torch.stack(torch._foreach_norm(every, 2, dtype=torch.float32)).tolist()
+    norms = _rows_of_norms(task_grads, shared_index, present, values[:len(present)], dtype)
     start = len(present)
     for i, row in enumerate(others):
         mine = values[start:start + len(row)]

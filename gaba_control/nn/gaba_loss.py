@@ -23,6 +23,7 @@ from gaba_control._validation import (
 from gaba_control.formulas import (
     _UNROLLED_TASKS,
     array_namespace,
+    checked_shares,
     comparator_error,
     decimated_beta,
     ema_update,
@@ -97,6 +98,41 @@ class GABAStep:
             else:
                 out[f.name] = value.to(torch.float64).numpy()
         return out
+
+
+@dataclass(frozen=True)
+class _HostRecord:
+    """A host-path step's signals, made a :class:`GABAStep` when ``last_step`` is first read.
+
+    Building the eleven tensors of a :class:`GABAStep` on every step is part of
+    what separates the exact sensor from its floor (``benchmarks/bench_sensors.py``),
+    and a training loop reads them on a few steps at most; the numpy results of
+    :func:`loop_update` are kept instead (fresh arrays: nothing writes to them).
+    """
+
+    step: int
+    signals: tuple  # numpy active, valid, shares, raw, ema
+    weights: Tensor  # λ*, as returned by the step
+    norms: np.ndarray  # a copy of the reading
+    losses: Tensor | None  # the loss values (any float dtype) or None
+
+    def materialise(self) -> GABAStep:
+        active, valid, shares, raw, ema = (torch.from_numpy(np.asarray(x)) for x in self.signals)
+        losses = (torch.full_like(ema, float("nan")) if self.losses is None
+                  else self.losses.to(dtype=ema.dtype, device=ema.device, copy=True))
+        return GABAStep(
+            step=torch.tensor(self.step, dtype=torch.long),
+            active=active,
+            measured=torch.ones((), dtype=torch.bool),
+            valid=valid,
+            norms=torch.from_numpy(self.norms),
+            shares=shares,
+            raw=raw,
+            ema=ema,
+            weights=self.weights,
+            applied_weights=self.weights,
+            losses=losses,
+        )
 
 
 class GABALoss(nn.Module):
@@ -357,7 +393,7 @@ class GABALoss(nn.Module):
         self.register_buffer("last_norms", torch.full((k,), float("nan"), **f64))
         self.register_buffer("last_raw", torch.full((k,), float("nan"), **f64))
         self.register_buffer("last_weights", torch.full((k,), 1.0 / k, **f64))
-        self.last_step: GABAStep | None = None
+        self._last_step: GABAStep | _HostRecord | None = None
         # Host copy of ``step``: the refresh schedule is decided before any gradient work,
         # and reading the buffer would synchronise a GPU every step.
         self._host_step = 0
@@ -462,6 +498,18 @@ class GABALoss(nn.Module):
         losses = as_loss_list(losses, self.num_tasks, require_grad=False)
         return _weighted_sum(losses, self.last_weights)
 
+    @property
+    def last_step(self) -> GABAStep | None:
+        """Every signal of the latest step (``None`` before the first; see :meth:`telemetry`)."""
+        record = self._last_step
+        if isinstance(record, _HostRecord):
+            record = self._last_step = record.materialise()
+        return record
+
+    @last_step.setter
+    def last_step(self, value: GABAStep | None) -> None:
+        self._last_step = value
+
     def _apply(self, fn, recurse=True):
         # Module.half()/.bfloat16()/.to(dtype) go through _apply: keep the loop state at
         # float32 or wider, converted from the pre-cast values (not from the rounded ones).
@@ -513,11 +561,9 @@ class GABALoss(nn.Module):
         task_grads, norms = self._read_exact(losses, params, shared_index)
         self._observe_gradients(task_grads, shared_index)
         norms = self._synced(norms)
-        used = self._step_with(norms, losses, applied)
-        finite = None if self.nonfinite == "propagate" else torch.all(torch.isfinite(norms))
-        value_dtype = _loss_dtype(losses)
-        loss_values = torch.stack([loss.detach().to(value_dtype) for loss in losses])
-        return inject(used, loss_values, task_grads, params, finite,
+        loss_values = _detached_values(losses)
+        used = self._step_with(norms, loss_values, applied)
+        return inject(used, loss_values, task_grads, params, self._finite(norms),
                       skip=self.nonfinite == "skip")
 
     def _read_exact(self, losses, params, shared_index) -> tuple[list, Tensor]:
@@ -556,8 +602,7 @@ class GABALoss(nn.Module):
                     if g is not None:
                         total[j] = g.detach().clone() if total[j] is None else total[j].add_(g)
         self._micro += 1
-        value_dtype = _loss_dtype(losses)
-        loss_values = torch.stack([loss.detach().to(value_dtype) for loss in losses])
+        loss_values = _detached_values(losses)
         if self._micro < self.accumulation_steps:
             held = self.last_weights if applied is None else applied
             none = torch.zeros((), dtype=torch.bool, device=self.ema.device)
@@ -566,9 +611,22 @@ class GABALoss(nn.Module):
         self._observe_gradients(sums, shared_index)
         norms = self._synced(exact_norms(sums, shared_index, device=self.ema.device,
                                          dtype=self.ema.dtype))
-        used = self._step_with(norms, losses, applied)
-        finite = None if self.nonfinite == "propagate" else torch.all(torch.isfinite(norms))
-        return inject(used, loss_values, sums, params, finite, skip=self.nonfinite == "skip")
+        used = self._step_with(norms, loss_values, applied)
+        return inject(used, loss_values, sums, params, self._finite(norms),
+                      skip=self.nonfinite == "skip")
+
+    def _finite(self, norms: Tensor) -> Tensor | bool | None:
+        """Whether the step's gradients may be delivered (None: ``nonfinite="propagate"``).
+
+        A norm is NaN for a non-finite gradient anywhere (:func:`exact_norms`).
+        On the host a Python bool (no tensor operation); on an accelerator a 0-d
+        tensor, so the host does not wait for the device.
+        """
+        if self.nonfinite == "propagate":
+            return None
+        if norms.is_cpu:
+            return all(map(math.isfinite, norms.tolist()))
+        return torch.all(torch.isfinite(norms))
 
     def _observe_gradients(self, task_grads, shared_index) -> None:
         """Hook: the per-task gradients of a measured step (subclasses read more than norms)."""
@@ -646,7 +704,6 @@ class GABALoss(nn.Module):
         return w.to(device=self.ema.device, dtype=self.ema.dtype)
 
     # ------------------------------------------------------------------ the loop
-    @torch.no_grad()
     def _advance(self, norms: Tensor | None, losses=None) -> Tensor:
         """One step of the loop from measured norms ``(K,)``; updates the buffers in place.
 
@@ -669,18 +726,21 @@ class GABALoss(nn.Module):
         if _on_host(self.ema, norms):
             # K numbers: numpy's per-operation cost is a fraction of torch's (the same
             # formulas, the same float32/float64 arithmetic: bit-identical, tested)
+            reading = norms.numpy()
             with np.errstate(all="ignore"):  # IEEE results as torch's, which never warns
-                signals = loop_update(self.ema.numpy(), norms.numpy(), self._host_step,
-                                      **settings)
-            active, valid, shares, raw, ema, weights = (torch.from_numpy(np.asarray(x))
-                                                        for x in signals)
-        else:
-            active, valid, shares, raw, ema, weights = loop_update(self.ema, norms, self.step,
-                                                                   **settings)
-        self.ema.copy_(ema)
-        self.last_norms.copy_(norms)
-        self.last_raw.copy_(raw)
-        self.last_weights.copy_(weights)
+                signals = loop_update(self.ema.numpy(), reading, self._host_step, **settings)
+            raw, ema, weights = (torch.from_numpy(np.asarray(x)) for x in signals[3:])
+            self._store_step(norms, raw, ema, weights)
+            self._last_step = _HostRecord(self._host_step, signals[:5], weights, reading.copy(),
+                                          self._loss_values(losses, defer=True))
+            return weights
+        with torch.no_grad():
+            return self._advance_on_device(norms, losses, settings)
+
+    def _advance_on_device(self, norms: Tensor, losses, settings: dict) -> Tensor:
+        active, valid, shares, raw, ema, weights = loop_update(self.ema, norms, self.step,
+                                                               **settings)
+        self._store_step(norms, raw, ema, weights)
         self.last_step = GABAStep(
             step=self.step.clone(),
             active=active,
@@ -695,6 +755,12 @@ class GABALoss(nn.Module):
             losses=self._loss_values(losses),
         )
         return weights
+
+    def _store_step(self, norms: Tensor, raw: Tensor, ema: Tensor, weights: Tensor) -> None:
+        self.ema.copy_(ema)
+        self.last_norms.copy_(norms)
+        self.last_raw.copy_(raw)
+        self.last_weights.copy_(weights)
 
     def _hold(self, losses=None) -> Tensor:
         """A step between refreshes (``refresh_every > 1``): the sensor is not read.
@@ -731,9 +797,19 @@ class GABALoss(nn.Module):
         )
         return weights
 
-    def _loss_values(self, losses) -> Tensor:
+    def _loss_values(self, losses, *, defer: bool = False) -> Tensor | None:
+        """The step's loss values in the state's dtype (NaN without losses).
+
+        ``losses``: the K loss tensors, or their detached values as one ``(K,)``
+        tensor. ``defer``: a values tensor (or None) is returned as it is, for a
+        :class:`_HostRecord` to convert when it is read.
+        """
+        if isinstance(losses, Tensor):
+            if defer:
+                return losses.detach() if losses.requires_grad else losses
+            return losses.detach().to(self.ema, copy=True)
         if losses is None:
-            return torch.full_like(self.ema, float("nan"))
+            return None if defer else torch.full_like(self.ema, float("nan"))
         return torch.stack([loss.detach().to(self.ema) for loss in losses])
 
     def update_from_norms(self, grad_norms) -> Tensor:
@@ -910,13 +986,19 @@ def loop_update(ema, norms, step, *, num_tasks: int, beta: float, warmup: int,
     """
     xp = array_namespace(ema)
     active = gate_is_open(step, warmup)
-    valid = measurement_is_valid(norms)
-    shares = sensor_shares(norms)
+    valid, shares = checked_shares(norms)
     raw = proportional_law(comparator_error(shares, num_tasks), num_tasks)
-    ema = xp.where(active & valid, ema_update(ema, raw, beta), ema)
+    if not isinstance(active, bool):  # a step tensor: both branches, selected elementwise
+        ema = xp.where(active & valid, ema_update(ema, raw, beta), ema)
+        uniform = xp.full_like(ema, 1.0 / num_tasks)
+        return active, valid, shares, raw, ema, xp.where(
+            active, floor_renormalise(ema, lambda_min), uniform)
+    # a host step count: the gate is known, so only its branch is computed (the same values)
+    if active:
+        ema = xp.where(valid, ema_update(ema, raw, beta), ema)
+        return active, valid, shares, raw, ema, floor_renormalise(ema, lambda_min)
     uniform = xp.full_like(ema, 1.0 / num_tasks)
-    return active, valid, shares, raw, ema, xp.where(active, floor_renormalise(ema, lambda_min),
-                                                      uniform)
+    return active, valid, shares, raw, xp.asarray(ema, copy=True), uniform
 
 
 def _on_host(ema: Tensor, norms: Tensor) -> bool:
@@ -927,7 +1009,7 @@ def _on_host(ema: Tensor, norms: Tensor) -> bool:
     vectorised reductions may round differently, so the tensors stay torch's.
     """
     return (ema.shape[-1] <= _UNROLLED_TASKS
-            and ema.device.type == "cpu" and norms.device.type == "cpu"
+            and ema.is_cpu and norms.is_cpu
             and ema.dtype == norms.dtype and ema.dtype in (torch.float32, torch.float64)
             and not norms.requires_grad)
 
@@ -943,6 +1025,18 @@ def _check_choice(value, choices: tuple[str, ...], name: str) -> str:
     if value not in choices:
         raise ValueError(f"{name} must be one of {choices}, got {value!r}")
     return value
+
+
+def _detached_values(losses) -> Tensor:
+    """The K loss values, detached, as one ``(K,)`` tensor in their promoted dtype.
+
+    Every float promotion is exact, so converting these to the state's dtype gives
+    what converting each loss would.
+    """
+    dtype = _loss_dtype(losses)
+    if all(loss.dtype == dtype for loss in losses):
+        return torch.stack([loss.detach() for loss in losses])
+    return torch.stack([loss.detach().to(dtype) for loss in losses])
 
 
 def _loss_dtype(losses) -> torch.dtype:
