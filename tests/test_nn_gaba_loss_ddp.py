@@ -7,8 +7,7 @@ so DDP must still average the delivered gradient across ranks.
 
 from __future__ import annotations
 
-import os
-import socket
+import queue as queue_module
 
 import numpy as np
 import pytest
@@ -55,9 +54,8 @@ def _local_step(module, model, x, y):
     return [p.grad.numpy().copy() for p in model.parameters()], gaba.last_weights.numpy().copy()
 
 
-def _worker(rank, port, queue):
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
-    dist.init_process_group("gloo", rank=rank, world_size=WORLD)
+def _worker(rank, init_method, queue):
+    dist.init_process_group("gloo", init_method=init_method, rank=rank, world_size=WORLD)
     try:
         torch.manual_seed(0)
         model = _Model().double()
@@ -68,26 +66,39 @@ def _worker(rank, port, queue):
         dist.destroy_process_group()
 
 
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+# Generous: two spawned interpreters importing torch on 2 cores shared with the other
+# xdist worker (a Dask or Ray cluster, say) have taken over 60 s to exit.
+RANK_TIMEOUT_S = 300
 
 
-def test_ddp_averages_the_delivered_gradient():
+def _run_ranks(target, tmp_path):
+    """Run ``target(rank, init_method, queue)`` on WORLD spawned ranks; ``{rank: rest}``.
+
+    The ranks rendezvous through a file store in ``tmp_path``, not a TCP port: a port
+    probed free here can be taken by a parallel test before the ranks bind it.
+    """
     ctx = mp.get_context("spawn")
-    queue = ctx.SimpleQueue()
-    port = _free_port()
-    procs = [ctx.Process(target=_worker, args=(r, port, queue)) for r in range(WORLD)]
+    queue = ctx.Queue()
+    init_method = (tmp_path / "rendezvous").as_uri()
+    procs = [ctx.Process(target=target, args=(r, init_method, queue)) for r in range(WORLD)]
     for p in procs:
         p.start()
-    results = {}
-    for _ in procs:
-        rank, grads, weights = queue.get()
-        results[rank] = (grads, weights)
-    for p in procs:
-        p.join(timeout=60)
-        assert p.exitcode == 0
+    try:
+        items = [queue.get(timeout=RANK_TIMEOUT_S) for _ in procs]
+    except queue_module.Empty:
+        codes = [p.exitcode for p in procs]
+        pytest.fail(f"a rank sent no result in {RANK_TIMEOUT_S} s (exit codes {codes})")
+    finally:
+        for p in procs:
+            p.join(timeout=RANK_TIMEOUT_S)
+            if p.is_alive():
+                p.kill()
+    assert [p.exitcode for p in procs] == [0] * WORLD
+    return {item[0]: item[1:] for item in items}
+
+
+def test_ddp_averages_the_delivered_gradient(tmp_path):
+    results = _run_ranks(_worker, tmp_path)
 
     local = []
     for rank in range(WORLD):
@@ -148,9 +159,8 @@ def _counting_hook(counter):
     return hook
 
 
-def _sync_worker(rank, port, queue):
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
-    dist.init_process_group("gloo", rank=rank, world_size=WORLD)
+def _sync_worker(rank, init_method, queue):
+    dist.init_process_group("gloo", init_method=init_method, rank=rank, world_size=WORLD)
     try:
         torch.manual_seed(0)
         model = _Model().double()
@@ -177,17 +187,8 @@ def _concatenated(step):
     return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
 
 
-def test_sync_norms_makes_ranks_bit_identical_and_tracks_one_process():
-    ctx = mp.get_context("spawn")
-    queue = ctx.SimpleQueue()
-    port = _free_port()
-    procs = [ctx.Process(target=_sync_worker, args=(r, port, queue)) for r in range(WORLD)]
-    for p in procs:
-        p.start()
-    results = dict((item[0], item[1:]) for item in (queue.get() for _ in procs))
-    for p in procs:
-        p.join(timeout=120)
-        assert p.exitcode == 0
+def test_sync_norms_makes_ranks_bit_identical_and_tracks_one_process(tmp_path):
+    results = _run_ranks(_sync_worker, tmp_path)
 
     (w0, ema0, params0, calls0, plain0), (w1, ema1, params1, calls1, plain1) = (
         results[0],
