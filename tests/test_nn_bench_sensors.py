@@ -46,6 +46,7 @@ def test_quick_benchmark_runs_and_prints_the_table():
     assert floors["floor"] == 1.0
     assert floors["naive"] > floors["floor"]  # K + 1 backward passes against K
     assert "exact × floor pooled over the 10 rounds of the 1 repeats" in out
+    assert "exact − floor, the same rounds: median" in out
     assert header.split("|")[8].strip() == "page faults/step"
     assert all(float(r.split("|")[8]) >= 0 for r in rows)
     assert "load average" in out
@@ -160,3 +161,50 @@ def test_the_ablated_sensors_leave_out_what_they_name():
             assert gaba.telemetry()["norms"].tolist() == [1.0, 1.0]
         assert w.grad is not None
         w.grad = None
+
+
+def test_pooled_note_gives_the_ratio_and_the_excess_over_the_floor():
+    # floor steps of 20, 30, …, 120 ms and an exact sensor 1.5 ms slower in every round:
+    # the excess is 1.5 ms whatever the floor, and 3 % of a step holds from 50 ms on
+    from benchmarks.bench_sensors import Timing, _pooled_note
+
+    floor = [0.010 * i for i in range(2, 13)]
+    times = {"floor": floor, "exact": [t + 0.0015 for t in floor]}
+    runs = [Timing({}, {}, {}, {}, times)] * 2
+    note = _pooled_note("cmapss", 2, runs)
+    ratio_line, excess_line = note.splitlines()
+    assert "pooled over the 22 rounds of the 2 repeats" in ratio_line
+    assert "median 1.021" in ratio_line  # 1.5 / 70 ms, the middle floor step
+    assert "median 1.50 ms, 95 % interval [1.50, 1.50] ms" in excess_line
+    assert excess_line.endswith("within 3 % of a floor step of 50 ms or longer")
+
+
+def test_exact_step_breakdown_parts_are_disjoint_and_add_up_to_the_step():
+    from benchmarks.exact_step_breakdown import breakdown, table
+
+    parts = breakdown(rounds=3, warm=1)
+    assert set(parts["floor"]) == {"forward", "backward passes", "sum + optimizer", "step"}
+    assert {"exact_norms", "_step_with", "inject", "combine (backward)", "optimizer",
+            "GABALoss.forward, the rest", "loss.backward(), the rest"} <= set(parts["exact"])
+    for method, timed in parts.items():
+        for r, step in enumerate(timed["step"]):
+            inside = [values[r] for part, values in timed.items() if part != "step"]
+            # each part is timed inside the step and apart from the others, so each is >= 0
+            # and together they fill the step but for the patching of the wrappers
+            assert all(seconds >= 0 for seconds in inside), (method, r)
+            assert 0.8 * step <= sum(inside) <= step, (method, r)
+    assert "| exact − floor | **excess, paired by round** |" in table(parts)
+    # the instrumentation is gone after the run
+    import gaba_control.nn._sensor as sensor_module
+    import gaba_control.nn.gaba_loss as gaba_module
+
+    grad = torch.autograd.grad
+    assert gaba_module.exact_norms is sensor_module.exact_norms
+    assert grad.__module__ == "torch.autograd" and grad.__name__ == "grad"
+
+
+def test_exact_step_breakdown_refuses_bad_rounds():
+    from benchmarks.exact_step_breakdown import breakdown
+
+    with pytest.raises(ValueError, match="rounds must be >= 1"):
+        breakdown(rounds=0)
