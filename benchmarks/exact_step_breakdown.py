@@ -4,17 +4,19 @@ Run: ``python -m benchmarks.exact_step_breakdown [--rounds 80] [--tasks 2] [--th
 
 :mod:`benchmarks.bench_sensors` times whole steps: ``exact`` against ``floor``
 (forward, ``K`` backward passes, their sum, optimizer step). This script splits
-both steps of the same C-MAPSS CNN, batch and optimizer into parts by timing
-each function they call through a wrapper installed for the run: the backward
-passes (``torch.autograd.grad``, the same call in both), the optimizer step,
-and for ``exact`` each part of :meth:`GABALoss.forward` and of the injected
-gradient's backward. The steps alternate, one of each per round; every part is
-the median over the rounds, in µs, and ``excess`` the median of the per-round
-``exact − floor``. The parts are disjoint: ``task_gradients`` is what it costs beyond
-its backward passes, ``GABALoss.forward, the rest`` and ``loss.backward(), the rest``
-what those calls cost beyond the parts timed inside them. A wrapped call costs
-about a microsecond itself (printed, not subtracted), so parts below ~10 µs are
-at the limit of what this reads.
+both steps (the benchmark's own, ``Runner.step``, on the same C-MAPSS CNN, batch
+and optimizer) into parts by timing each function they call through a wrapper
+installed for the run: the forward, the backward passes
+(``torch.autograd.grad``, the same call in both), the optimizer step, and for
+``exact`` each part of :meth:`GABALoss.forward` and of the injected gradient's
+backward. The steps alternate, one of each per round; every part is the median
+over the rounds, in µs, and ``excess`` the median of the per-round
+``exact − floor``. The parts are disjoint: ``task_gradients`` is what it costs
+beyond its backward passes, ``GABALoss.forward, the rest`` and
+``loss.backward(), the rest`` what those calls cost beyond the parts timed
+inside them; ``zero_grad``, the same in both, is in neither. A wrapped call
+costs about a microsecond itself (printed, not subtracted), so parts below
+~10 µs are at the limit of what this reads.
 """
 
 from __future__ import annotations
@@ -61,73 +63,65 @@ def _patched(owner, name: str, key: str, sink: dict):
         setattr(owner, name, original)
 
 
-def _instrumented(sink: dict) -> contextlib.ExitStack:
+def _instrumented(sink: dict, runners) -> contextlib.ExitStack:
+    """Every timed function wrapped into ``sink`` (the runners' optimizer steps included)."""
     stack = contextlib.ExitStack()
+    stack.enter_context(_patched(MultiHead, "losses", "forward", sink))
     stack.enter_context(_patched(torch.autograd, "grad", "backward passes", sink))
+    stack.enter_context(_patched(torch.Tensor, "backward", "loss.backward()", sink))
+    stack.enter_context(_patched(gaba_module.GABALoss, "forward", "GABALoss.forward", sink))
     for name in MODULE_PARTS:
         stack.enter_context(_patched(gaba_module, name, name, sink))
     for name in METHOD_PARTS:
         stack.enter_context(_patched(gaba_module.GABALoss, name, name, sink))
     stack.enter_context(_patched(inject_module, "combine_gradients", "combine (backward)", sink))
+    for runner in runners:
+        stack.enter_context(_patched(runner.opt, "step", "optimizer", sink))
+        stack.enter_context(_patched(runner.opt, "zero_grad", "zero_grad", sink))
     return stack
 
 
-def _exact_step(runner: Runner, batch, sink: dict) -> None:
-    runner.opt.zero_grad(set_to_none=True)
-    start = time.perf_counter()
-    losses, _ = runner.model.losses(*batch)
-    mid = time.perf_counter()
-    loss = runner.gaba(losses, runner.model.parameters(), runner.model.backbone.parameters())
-    after = time.perf_counter()
-    loss.backward()
-    done = time.perf_counter()
-    runner.opt.step()
-    sink["forward"] += mid - start
-    sink["GABALoss.forward"] += after - mid
-    sink["loss.backward()"] += done - after
-    sink["optimizer"] += time.perf_counter() - done
-
-
-def _floor_step(runner: Runner, batch, sink: dict) -> None:
-    start = time.perf_counter()
-    runner.opt.zero_grad(set_to_none=True)
-    losses, _ = runner.model.losses(*batch)
-    mid = time.perf_counter()
-    runner._floor_step(losses)  # the backward passes (timed inside) + sum + optimizer
-    sink["forward"] += mid - start
-    sink["sum + optimizer"] += time.perf_counter() - mid - sink["backward passes"]
-
-
-def _disjoint(sink: dict) -> None:
-    """Turn the exact step's nested timings into disjoint parts that add up to the step."""
-    inside = sum(sink[name] for name in (*MODULE_PARTS, *METHOD_PARTS))
-    sink["GABALoss.forward, the rest"] = sink.pop("GABALoss.forward") - inside
-    sink["task_gradients"] -= sink["backward passes"]
-    sink["loss.backward(), the rest"] = sink.pop("loss.backward()") - sink["combine (backward)"]
+def _disjoint(method: str, sink: dict) -> dict:
+    """The step's nested timings as disjoint parts that add up to the step but for
+    ``zero_grad`` (the same call in both steps, left out of both)."""
+    parts = dict(sink)
+    zero_grad = parts.pop("zero_grad")
+    if method == "floor":  # forward, the passes, and the rest of the benchmark's floor step
+        del parts["optimizer"]
+        parts["sum + optimizer"] = (parts["step"] - zero_grad - parts["forward"]
+                                    - parts["backward passes"])
+        return parts
+    inside = sum(parts[name] for name in (*MODULE_PARTS, *METHOD_PARTS))
+    parts["GABALoss.forward, the rest"] = parts.pop("GABALoss.forward") - inside
+    parts["task_gradients"] -= parts["backward passes"]
+    parts["loss.backward(), the rest"] = parts.pop("loss.backward()") - parts["combine (backward)"]
+    return parts
 
 
 def breakdown(rounds: int = 80, warm: int = 5, num_tasks: int = 2) -> dict:
-    """Per-round part times (s) of the two steps: ``{"floor": {part: [..]}, "exact": ..}``."""
+    """Per-round part times (s) of the two steps: ``{"floor": {part: [..]}, "exact": ..}``.
+
+    Each step is the benchmark's own (:meth:`benchmarks.bench_sensors.Runner.step`),
+    with the instrumentation installed once for the whole run.
+    """
     if rounds < 1 or warm < 0:
         raise ValueError(f"rounds must be >= 1 and warm >= 0, got {rounds} and {warm}")
     torch.manual_seed(0)
     base = MultiHead(num_tasks)
     batch = synthetic_batch(torch.device("cpu"))
     runners = {m: Runner(m, copy.deepcopy(base), num_tasks) for m in ("floor", "exact")}
-    steps = {"floor": _floor_step, "exact": _exact_step}
     out: dict = {m: defaultdict(list) for m in runners}
-    for r in range(warm + rounds):
-        for method in (("floor", "exact") if r % 2 == 0 else ("exact", "floor")):
-            sink: dict = defaultdict(float)
-            start = time.perf_counter()
-            with _instrumented(sink):
-                steps[method](runners[method], batch, sink)
-            sink["step"] = time.perf_counter() - start
-            if method == "exact":
-                _disjoint(sink)
-            if r >= warm:
-                for part, seconds in sink.items():
-                    out[method][part].append(seconds)
+    sink: dict = defaultdict(float)
+    with _instrumented(sink, runners.values()):
+        for r in range(warm + rounds):
+            for method in (("floor", "exact") if r % 2 == 0 else ("exact", "floor")):
+                sink.clear()
+                start = time.perf_counter()
+                runners[method].step(batch)
+                sink["step"] = time.perf_counter() - start
+                if r >= warm:
+                    for part, seconds in _disjoint(method, sink).items():
+                        out[method][part].append(seconds)
     return out
 
 
